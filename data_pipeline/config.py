@@ -7,11 +7,12 @@ typo in a key or a value of the wrong type fails loudly with the key's name.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import pathlib
 from typing import Any, Sequence
 
 import ml_collections
+
+from agentlm import configfile
 
 
 class ConfigError(ValueError):
@@ -19,18 +20,10 @@ class ConfigError(ValueError):
 
 
 def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    spec = importlib.util.spec_from_file_location(f"_pipeline_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"{path} has no get_config() function")
-    cfg = module.get_config()
-    if not isinstance(cfg, ml_collections.ConfigDict):
-        raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")
-    return cfg
+    try:
+        return configfile.load_config_file(path)
+    except configfile.ConfigFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _coerce(key: str, old: Any, text: str) -> Any:

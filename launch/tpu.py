@@ -35,6 +35,8 @@ import subprocess
 import sys
 import time
 
+from agentlm import configfile
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REMOTE_DIR = "~/agentlm"
 COORDINATOR_TOKEN = "@@COORDINATOR_IP@@"  # resolved from `describe` at run time; a shell variable in dry runs
@@ -371,18 +373,7 @@ def repo_relative(path: str) -> str:
 
 def load_config_file(path: str):
     """`get_config()` of an ml_collections config file (relative paths are from the repository root)."""
-    import importlib.util
-
-    file = pathlib.Path(path)
-    file = file if file.is_absolute() else ROOT / file
-    if not file.is_file():
-        raise FileNotFoundError(f"config file {path}: no such file")
-    spec = importlib.util.spec_from_file_location(f"_launch_cfg_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path}: defines no get_config()")
-    return module.get_config()
+    return configfile.load_config_file(path, relative_to=ROOT)
 
 
 def missing_config_keys(config_path: str, overrides: list[str]) -> list[str]:

@@ -1,18 +1,15 @@
 """Helpers shared by the data tests: the test mixture config and an independent Llama-2 reference layout."""
-import importlib.util
 import pathlib
 
 from agentlm.data.template import DEFAULT_SYSTEM
+from agentlm.configfile import load_config_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def mixture_config(**overrides):
     """configs/mixture/tiny.py with fields replaced (data paths default to ../shared, checked by the caller)."""
-    spec = importlib.util.spec_from_file_location("_tiny_mixture_config", ROOT / "configs/mixture/tiny.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = load_config_file(ROOT / "configs/mixture/tiny.py")
     for k, v in overrides.items():
         c[k] = v
     return c

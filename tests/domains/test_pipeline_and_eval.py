@@ -2,7 +2,6 @@
 produces trajectories that pass filtering and export and load in the tfds builder; a toy domain declared below
 (tools + checker, tasks from a file) goes through the whole offline pipeline; agentlm.eval.agent scores both
 worked domains on their held-out templates."""
-import importlib.util
 import json
 
 from agentlm.envs.tools import Domain, FunctionCallingOracle, Verdict, load_tasks
@@ -13,6 +12,7 @@ from data_pipeline.export import to_agentinstruct
 from data_pipeline.run import run_stages
 from data_pipeline.testing.fake_openai import FakeOpenAIServer
 from tests.conftest import ROOT
+from agentlm.configfile import load_config_file
 
 
 # -- a toy domain: tools and a checker, nothing else ----------------------------------------------------------------
@@ -114,10 +114,7 @@ def test_function_calling_teacher_over_http(tmp_path):
 def test_eval_harness_scores_held_out_templates(tmp_path):
     from agentlm.eval import agent, report
 
-    spec = importlib.util.spec_from_file_location("agent_cfg", ROOT / "configs" / "eval" / "agent.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = load_config_file(ROOT / "configs" / "eval" / "agent.py")
     config.update(model="oracle", tasks="back_office,triage", out=str(tmp_path / "run"), workers=2)
     config.back_office.limit = config.triage.limit = 12
     summary = agent.run(config)

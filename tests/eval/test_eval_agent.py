@@ -1,5 +1,4 @@
 """Agent evaluation: the DB oracle's score through agentlm.eval.agent equals the environments' own oracle score."""
-import importlib.util
 import json
 
 import pytest
@@ -8,13 +7,11 @@ from agentlm.envs import db, loop
 from agentlm.envs.base import Outcome
 from agentlm.eval import agent, report
 from tests.conftest import ROOT, shared_path
+from agentlm.configfile import load_config_file
 
 
 def _config(tmp_path, **overrides):
-    spec = importlib.util.spec_from_file_location("agent_cfg", ROOT / "configs" / "eval" / "agent.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = load_config_file(ROOT / "configs" / "eval" / "agent.py")
     config.out = str(tmp_path / "run")
     config.db.data_file = str(shared_path("data", "agentbench", "dbbench", "dev.jsonl"))
     for key, value in overrides.items():

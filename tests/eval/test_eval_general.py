@@ -9,6 +9,7 @@ from agentlm.eval import general, report
 from agentlm.eval.lm import EndpointModel
 from tests.conftest import ROOT, shared_path
 from tests.eval.openai_stub import StubServer
+from agentlm.configfile import load_config_file
 
 
 def _complete(body):
@@ -19,12 +20,7 @@ def _complete(body):
 
 
 def _config(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("general_cfg", ROOT / "configs" / "eval" / "general.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = load_config_file(ROOT / "configs" / "eval" / "general.py")
     c.out = str(tmp_path / "run")
     c.data_root = str(shared_path("data", "general_eval"))
     c.mmlu.subjects, c.mmlu.limit_per_subject = "anatomy", 3

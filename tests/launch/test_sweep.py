@@ -1,7 +1,6 @@
 """The ratio sweep. Fast tests drive the real sweep code with stand-in stages (tests/launch/sweep_stub.py);
 the slow test runs a 2-point sweep with the real trainer and agent evaluation on the tiny config."""
 import csv
-import importlib.util
 import json
 import pathlib
 import sys
@@ -9,15 +8,13 @@ import sys
 import pytest
 
 from launch import sweep
+from agentlm.configfile import load_config_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def ratio_config():
-    spec = importlib.util.spec_from_file_location("ratio_cfg", ROOT / "configs/sweep/ratio.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(ROOT / "configs/sweep/ratio.py")
 
 
 @pytest.fixture
@@ -34,10 +31,7 @@ def stub_config(tmp_path, monkeypatch):
 
 
 def sweep_run_config(path):
-    spec = importlib.util.spec_from_file_location("run_cfg", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(path)
 
 
 def calls(tmp_path):

@@ -1,5 +1,4 @@
 """Malformed configs fail before any device work, naming the field; the shipped configs say what the paper says."""
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -9,15 +8,13 @@ import time
 import pytest
 
 from agentlm.train.config import ConfigError, default_config, validate
+from agentlm.configfile import load_config_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(f"train_cfg_{name}", ROOT / "configs" / "train" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(ROOT / "configs" / "train" / f"{name}.py")
 
 
 def _set(config, dotted, value):
