@@ -10,7 +10,7 @@ import pathlib
 
 import ml_collections
 
-from agentlm import sharding
+from agentlm import configfile, sharding
 from agentlm.model import PRESETS, LlamaConfig
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -35,10 +35,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.remat_policy = "none"
     c.model.attention_impl = "dot"
     c.model.attention_chunk = 512
-    # > 0: the loss applies the vocabulary head to this many positions per row at a time, recomputing each
-    # block's logits in the backward pass, so the [B, T, V] float32 logits never exist (agentlm.train.step).
-    # Same loss and gradients to float rounding; 0 = the full logits.
+    # > 0: the loss applies the vocabulary head to this many positions per row at a time and computes the head's
+    # gradient in the same pass, so the [B, T, V] float32 logits never exist (agentlm.train.step). Same loss
+    # and gradients to float rounding; 0 = the full logits.
     c.model.loss_chunk = 0
+    c.model.scan_unroll = 1  # layers per layer-scan iteration (the layer count = no loop; compile time grows)
     c.model.max_position_embeddings = 0  # > 0: train on longer rows than the base model's (RoPE has no table)
 
     c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
@@ -97,14 +98,8 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def mixture_config(name: str) -> ml_collections.ConfigDict:
-    """configs/mixture/<name>.py's get_config(), loaded by path (configs/ is not a package)."""
-    import importlib.util
-
-    path = REPO_ROOT / "configs" / "mixture" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_mixture_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    """configs/mixture/<name>.py's get_config()."""
+    return configfile.load_config_file(REPO_ROOT / "configs" / "mixture" / f"{name}.py")
 
 
 def _fail(field: str, value, why: str):
@@ -116,7 +111,7 @@ def model_config(config) -> LlamaConfig:
     (dtype, param_dtype, remat, attention kernel) from the train config."""
     numerics = dict(dtype=config.model.dtype, param_dtype=config.model.param_dtype,
                     remat_policy=config.model.remat_policy, attention_impl=config.model.attention_impl,
-                    attention_chunk=config.model.attention_chunk)
+                    attention_chunk=config.model.attention_chunk, scan_unroll=config.model.scan_unroll)
     if config.model.max_position_embeddings > 0:
         numerics["max_position_embeddings"] = config.model.max_position_embeddings
     if config.init_from:
