@@ -40,6 +40,10 @@ class LlamaConfig:
     # also skips key blocks after each query block: exact when positions increase along every segment.
     attention_impl: str = "dot"
     attention_chunk: int = 512
+    # Layers per iteration of the layer scan (1 = a rolled loop, num_layers = fully unrolled). The weights stay
+    # stacked on a leading `layers` axis either way; unrolling lets XLA fuse across layer boundaries and drops
+    # the loop's per-iteration slicing at the cost of compile time growing with the unroll.
+    scan_unroll: int = 1
 
     def __post_init__(self):
         if self.head_dim is None:
@@ -51,6 +55,8 @@ class LlamaConfig:
             problems.append(f"remat_policy={self.remat_policy!r} is not one of {REMAT_POLICIES}")
         if self.attention_impl not in ("dot", "chunked", "causal_blocks"):
             problems.append(f"attention_impl={self.attention_impl!r} is not 'dot', 'chunked' or 'causal_blocks'")
+        if self.scan_unroll < 1:
+            problems.append(f"scan_unroll={self.scan_unroll} must be >= 1")
         if self.head_dim % 2:
             problems.append(f"head_dim={self.head_dim} must be even for rotary embeddings")
         for name in ("dtype", "param_dtype"):

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 from jax.ad_checkpoint import checkpoint_name
 
@@ -90,12 +91,57 @@ def dot_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
     """Grouped-query attention. q: [B,T,Hq,D], k/v: [B,S,Hkv,D], mask: [B,T,S] -> [B,T,Hq,D]."""
     b, t, hq, d = q.shape
     hkv = k.shape[2]
-    q = q.reshape(b, t, hkv, hq // hkv, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32) * (d ** -0.5)
-    scores = jnp.where(mask[:, None, None], scores, NEG_INF)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v)
+    out = _attend(q.reshape(b, t, hkv, hq // hkv, d), k, v, mask)
     return out.reshape(b, t, hq, d)
+
+
+def _scores(q, k, mask):
+    """Masked, scaled scores [B, Hkv, G, T, S] in float32."""
+    s = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32) * (q.shape[-1] ** -0.5)
+    return jnp.where(mask[:, None, None], s, NEG_INF)
+
+
+def _attend_fwd(q, k, v, mask):
+    """Softmax attention normalised after the value product: the [T, S] weights are exponentiated once and never
+    divided (the division happens on [T, D]); the unnormalised weights and row sums are the backward's residuals."""
+    s = _scores(q, k, mask)
+    e = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
+    inv_l = 1.0 / jnp.sum(e, axis=-1)  # >= 1 term is exp(0), so never 0
+    e = e.astype(v.dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", e, v, preferred_element_type=jnp.float32)
+    out = (out * jnp.moveaxis(inv_l, 3, 1)[..., None]).astype(q.dtype)
+    return out, (q, k, v, mask, e, inv_l, out)
+
+
+def _attend_bwd(res, dout):
+    """Softmax backward on the stored unnormalised weights e with p = e / l:
+    dv = p^T dout, ds = p * (dout v^T - rowsum(dout * out)), dq = ds k, dk = ds^T q (times the score scale).
+    Autodiff of the plain softmax would also keep the normalised probabilities and add a select and a divide
+    pass over [T, S]; here every [T, S] pass is a matmul operand or one fused elementwise expression."""
+    q, k, v, mask, e, inv_l, out = res
+    scale = q.shape[-1] ** -0.5
+    dout_f = dout.astype(jnp.float32)
+    delta = jnp.sum(dout_f * out.astype(jnp.float32), axis=-1)  # [B, T, K, G]
+    inv_l_t = jnp.moveaxis(inv_l, 3, 1)  # [B, T, K, G]
+    dv = jnp.einsum("bkgts,btkgd->bskd", e, (dout_f * inv_l_t[..., None]).astype(e.dtype),
+                    preferred_element_type=jnp.float32)
+    dp = jnp.einsum("btkgd,bskd->bkgts", dout, v, preferred_element_type=jnp.float32)
+    ds = e.astype(jnp.float32) * (dp - jnp.moveaxis(delta, 1, 3)[..., None]) * (inv_l[..., None] * scale)
+    # masked scores are constants: no gradient (matters in rows with nothing to attend to, where e is all ones)
+    ds = jnp.where(mask[:, None, None], ds, 0.0).astype(q.dtype)
+    dq = jnp.einsum("bkgts,bskd->btkgd", ds, k, preferred_element_type=jnp.float32)
+    dk = jnp.einsum("bkgts,btkgd->bskd", ds, q, preferred_element_type=jnp.float32)
+    mask_ct = np.zeros(mask.shape, jax.dtypes.float0)
+    return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), mask_ct
+
+
+@jax.custom_vjp
+def _attend(q, k, v, mask):
+    """q: [B, T, Hkv, G, D], k/v: [B, S, Hkv, D], mask: [B, T, S] bool -> [B, T, Hkv, G, D]."""
+    return _attend_fwd(q, k, v, mask)[0]
+
+
+_attend.defvjp(_attend_fwd, _attend_bwd)
 
 
 def chunked_attention(q, k, v, q_seg, q_pos, kv_seg, kv_pos, chunk: int) -> Array:
@@ -171,6 +217,18 @@ class Attention(nn.Module):
         return y, new_cache
 
 
+class Kernel(nn.Module):
+    """A bare weight with logical axes, for callers that combine several kernels in one matmul."""
+
+    cfg: LlamaConfig
+    shape: tuple[int, ...]
+    logical: tuple[str, ...]
+
+    @nn.compact
+    def __call__(self) -> Array:
+        return self.param("kernel", _init(self.logical), self.shape, self.cfg.weight_dtype)
+
+
 class MLP(nn.Module):
     cfg: LlamaConfig
 
@@ -178,9 +236,15 @@ class MLP(nn.Module):
     def __call__(self, x):
         cfg = self.cfg
         e, m = cfg.hidden_size, cfg.intermediate_size
-        gate = Einsum(cfg, (e, m), ("embed", "mlp"), "bte,em->btm", name="gate_proj")(x)
-        up = Einsum(cfg, (e, m), ("embed", "mlp"), "bte,em->btm", name="up_proj")(x)
-        gate, up = checkpoint_name(gate, "mlp_gate"), checkpoint_name(up, "mlp_up")
+        kernel = lambda name: Kernel(cfg, (e, m), ("embed", "mlp"), name=name)().astype(cfg.compute_dtype)
+        # gate and up as ONE matmul against [E, 2, M] (row-major, the same bytes as [E, 2M]): the backward then
+        # also needs one input-gradient matmul over K = 2M instead of two plus an add (measured 11-22% faster
+        # fwd+bwd at E=512 on CPU). Stacking on a middle axis keeps the `mlp` axis, so tensor-sharded kernels
+        # stay aligned shard for shard.
+        w = jnp.stack([kernel("gate_proj"), kernel("up_proj")], axis=1)
+        gate_up = jnp.einsum("bte,ecm->btcm", x.astype(cfg.compute_dtype), w)
+        gate = checkpoint_name(gate_up[:, :, 0], "mlp_gate")
+        up = checkpoint_name(gate_up[:, :, 1], "mlp_up")
         h = nn.with_logical_constraint(nn.silu(gate) * up, ("batch", "length", "act_mlp"))
         return Einsum(cfg, (m, e), ("mlp", "embed"), "btm,me->bte", name="down_proj")(h)
 
@@ -238,6 +302,7 @@ class Llama(nn.Module):
             layer_cls = nn.remat(DecoderLayer, policy=remat_policy(cfg.remat_policy), prevent_cse=False)
         stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
                         in_axes=(nn.broadcast,) * 5 + (0,), length=cfg.num_layers,
+                        unroll=min(cfg.scan_unroll, cfg.num_layers),
                         metadata_params={nn.PARTITION_NAME: "layers"})
         x, new_layer_caches = stack(cfg, name="layers")(x, segment_ids, positions, kv_seg, kv_pos, cache_index,
                                                         layer_caches)
