@@ -10,6 +10,10 @@ loop feeds it; torch runs forward, loss.backward(), clip, optimizer.step(), zero
 (agentlm, torch, agentlm, ...) and medians are compared. FLOPs per step follow ../shared/DESIGN.md section 7
 (agentlm.train.metrics.flops_per_step); MFU divides by the best 2048^3 f32 matmul (jax or torch, whichever
 is faster) measured in this run.
+
+agentlm runs with its CPU training settings by default (the choices measured in benchmarks/RESULTS.md):
+causal_blocks attention in 128-row blocks, the chunked cross-entropy head (64 positions per row per block) and
+the layer stack fully unrolled. `--attention_impl dot --loss_chunk 0 --scan_unroll 1` gives the plain step.
 """
 from __future__ import annotations
 
@@ -30,14 +34,16 @@ def parse_args(argv=None):
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--steps", type=int, default=5, help="timed steps per side (interleaved)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per side (compilation, allocator)")
-    p.add_argument("--attention_impl", default=None, help="override the preset's attention_impl (dot|chunked)")
-    p.add_argument("--attention_chunk", type=int, default=None, help="override the preset's attention_chunk")
+    p.add_argument("--attention_impl", default="causal_blocks", help="dot|chunked|causal_blocks")
+    p.add_argument("--attention_chunk", type=int, default=128, help="query rows per attention block")
     p.add_argument("--remat_policy", default=None, help="override the preset's remat_policy")
+    p.add_argument("--scan_unroll", type=int, default=0, help="layers per layer-scan iteration (0 = all: no loop)")
     p.add_argument("--matmul_n", type=int, default=2048, help="size of the peak-measuring matmul")
     p.add_argument("--no_torch", action="store_true", help="agentlm only (profiling)")
     p.add_argument("--also_attention", default="", help="comma-separated extra agentlm attention_impl variants "
                    "timed in the same interleaved run (e.g. causal_blocks), to measure a change's effect")
-    p.add_argument("--loss_chunk", type=int, default=0, help="agentlm's chunked cross-entropy block (0 = full logits)")
+    p.add_argument("--loss_chunk", type=int, default=64, help="agentlm's chunked cross-entropy block (0 = full "
+                   "logits)")
     p.add_argument("--also_loss_chunk", type=int, default=0, help="also time every agentlm variant with this "
                    "loss_chunk in the same interleaved run")
     return p.parse_args(argv)
@@ -122,6 +128,7 @@ def main(argv=None):
         overrides = {k: getattr(args, k) for k in ("attention_impl", "attention_chunk", "remat_policy")
                      if getattr(args, k)}
         cfg = get_config(preset, **overrides)
+        cfg = cfg.replace(scan_unroll=args.scan_unroll or cfg.num_layers)
         flops = flops_per_step(cfg, args.batch, args.seq)
         batch = make_batch(args.batch, args.seq, cfg.vocab_size)
         first = len(rows)
