@@ -25,6 +25,8 @@ def parse_args(argv=None):
     p.add_argument("--prompt", type=int, default=128, help="prompt tokens per row")
     p.add_argument("--new", type=int, default=128, help="generated tokens per row")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per side and length (interleaved)")
+    p.add_argument("--scan_unroll", type=int, default=1, help="agentlm's layers per layer-scan iteration "
+                   "(0 = all: no loop)")
     p.add_argument("--no_torch", action="store_true", help="agentlm only (profiling)")
     return p.parse_args(argv)
 
@@ -39,6 +41,7 @@ def main(argv=None):
     from agentlm import infer, model
 
     cfg = model.get_config(args.preset)
+    cfg = cfg.replace(scan_unroll=args.scan_unroll or cfg.num_layers)
     print_header(f"generate benchmark: {args.preset}, prompt {args.prompt}, {args.new} new tokens, greedy, "
                  f"{args.repeats} calls per side (interleaved), torch threads {threads}")
     params = model.init_params(cfg, jax.random.key(0))

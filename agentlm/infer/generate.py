@@ -28,6 +28,7 @@ import numpy as np
 from agentlm import model as llama
 from agentlm import sharding
 from agentlm.infer.sampling import select_tokens
+from agentlm.model.llama import head_kernel
 
 MIN_PROMPT_BUCKET = 16
 MIN_NEW_BUCKET = 16
@@ -134,15 +135,18 @@ def _check_prompts(cfg, prompts: Sequence[Sequence[int]]) -> None:
 
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
 def _prefill_chunk(cfg, params, cache, tokens, start, lengths, last_logits):
-    """Runs prompt tokens [start, start + C) through the cache; keeps logits at each row's last prompt token."""
+    """Runs prompt tokens [start, start + C) through the cache; keeps logits at each row's last prompt token.
+    Only that position goes through the vocabulary head: [B, C, V] logits are never formed."""
     c = tokens.shape[1]
     positions = start + jnp.broadcast_to(jnp.arange(c, dtype=jnp.int32), tokens.shape)
     segments = (positions < lengths[:, None]).astype(jnp.int32)
-    logits, cache = llama.apply(cfg, params, tokens, positions, segments, cache)
+    hidden, cache = llama.Llama(cfg).apply({"params": params}, tokens, positions, segments, cache,
+                                           return_hidden=True)
     idx = lengths - 1 - start
-    picked = jnp.take_along_axis(logits, jnp.clip(idx, 0, c - 1)[:, None, None], axis=1)[:, 0]
+    picked = jnp.take_along_axis(hidden, jnp.clip(idx, 0, c - 1)[:, None, None], axis=1)[:, 0]  # [B, E]
+    picked = jnp.einsum("be,ev->bv", picked, head_kernel(cfg, params).astype(cfg.compute_dtype))
     in_chunk = (idx >= 0) & (idx < c)
-    return cache, jnp.where(in_chunk[:, None], picked, last_logits)
+    return cache, jnp.where(in_chunk[:, None], picked.astype(jnp.float32), last_logits)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "num_top"), donate_argnames=("state",))

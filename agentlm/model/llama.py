@@ -89,15 +89,27 @@ def attention_mask(q_seg: Array, q_pos: Array, kv_seg: Array, kv_pos: Array) -> 
 
 def dot_attention(q: Array, k: Array, v: Array, mask: Array) -> Array:
     """Grouped-query attention. q: [B,T,Hq,D], k/v: [B,S,Hkv,D], mask: [B,T,S] -> [B,T,Hq,D]."""
+    return _token_major(_attend(*_head_major(q, k, v), mask), q.shape)
+
+
+def _head_major(q, k, v):
+    """[B,T,H,D] -> q [B,Hkv,G,T,D], k/v [B,Hkv,S,D]: every per-head matrix contiguous, so the score and value
+    matmuls and their gradients need no further transposes (measured 15-24% faster attention fwd+bwd on CPU
+    than einsums over the token-major layout)."""
     b, t, hq, d = q.shape
     hkv = k.shape[2]
-    out = _attend(q.reshape(b, t, hkv, hq // hkv, d), k, v, mask)
-    return out.reshape(b, t, hq, d)
+    q = q.reshape(b, t, hkv, hq // hkv, d).transpose(0, 2, 3, 1, 4)
+    return q, k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+
+
+def _token_major(out, shape):
+    """[B,Hkv,G,T,D] -> [B,T,Hq,D]."""
+    return out.transpose(0, 3, 1, 2, 4).reshape(shape)
 
 
 def _scores(q, k, mask):
     """Masked, scaled scores [B, Hkv, G, T, S] in float32."""
-    s = jnp.einsum("btkgd,bskd->bkgts", q, k, preferred_element_type=jnp.float32) * (q.shape[-1] ** -0.5)
+    s = jnp.einsum("bkgtd,bksd->bkgts", q, k, preferred_element_type=jnp.float32) * (q.shape[-1] ** -0.5)
     return jnp.where(mask[:, None, None], s, NEG_INF)
 
 
@@ -108,8 +120,8 @@ def _attend_fwd(q, k, v, mask):
     e = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))
     inv_l = 1.0 / jnp.sum(e, axis=-1)  # >= 1 term is exp(0), so never 0
     e = e.astype(v.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", e, v, preferred_element_type=jnp.float32)
-    out = (out * jnp.moveaxis(inv_l, 3, 1)[..., None]).astype(q.dtype)
+    out = jnp.einsum("bkgts,bksd->bkgtd", e, v, preferred_element_type=jnp.float32)
+    out = (out * inv_l[..., None]).astype(q.dtype)
     return out, (q, k, v, mask, e, inv_l, out)
 
 
@@ -121,23 +133,22 @@ def _attend_bwd(res, dout):
     q, k, v, mask, e, inv_l, out = res
     scale = q.shape[-1] ** -0.5
     dout_f = dout.astype(jnp.float32)
-    delta = jnp.sum(dout_f * out.astype(jnp.float32), axis=-1)  # [B, T, K, G]
-    inv_l_t = jnp.moveaxis(inv_l, 3, 1)  # [B, T, K, G]
-    dv = jnp.einsum("bkgts,btkgd->bskd", e, (dout_f * inv_l_t[..., None]).astype(e.dtype),
+    delta = jnp.sum(dout_f * out.astype(jnp.float32), axis=-1)  # [B, K, G, T]
+    dv = jnp.einsum("bkgts,bkgtd->bksd", e, (dout_f * inv_l[..., None]).astype(e.dtype),
                     preferred_element_type=jnp.float32)
-    dp = jnp.einsum("btkgd,bskd->bkgts", dout, v, preferred_element_type=jnp.float32)
-    ds = e.astype(jnp.float32) * (dp - jnp.moveaxis(delta, 1, 3)[..., None]) * (inv_l[..., None] * scale)
+    dp = jnp.einsum("bkgtd,bksd->bkgts", dout, v, preferred_element_type=jnp.float32)
+    ds = e.astype(jnp.float32) * (dp - delta[..., None]) * (inv_l[..., None] * scale)
     # masked scores are constants: no gradient (matters in rows with nothing to attend to, where e is all ones)
     ds = jnp.where(mask[:, None, None], ds, 0.0).astype(q.dtype)
-    dq = jnp.einsum("bkgts,bskd->btkgd", ds, k, preferred_element_type=jnp.float32)
-    dk = jnp.einsum("bkgts,btkgd->bskd", ds, q, preferred_element_type=jnp.float32)
+    dq = jnp.einsum("bkgts,bksd->bkgtd", ds, k, preferred_element_type=jnp.float32)
+    dk = jnp.einsum("bkgts,bkgtd->bksd", ds, q, preferred_element_type=jnp.float32)
     mask_ct = np.zeros(mask.shape, jax.dtypes.float0)
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), mask_ct
 
 
 @jax.custom_vjp
 def _attend(q, k, v, mask):
-    """q: [B, T, Hkv, G, D], k/v: [B, S, Hkv, D], mask: [B, T, S] bool -> [B, T, Hkv, G, D]."""
+    """Head-major attention: q [B, Hkv, G, T, D], k/v [B, Hkv, S, D], mask [B, T, S] bool -> [B, Hkv, G, T, D]."""
     return _attend_fwd(q, k, v, mask)[0]
 
 
@@ -146,18 +157,7 @@ _attend.defvjp(_attend_fwd, _attend_bwd)
 
 def chunked_attention(q, k, v, q_seg, q_pos, kv_seg, kv_pos, chunk: int) -> Array:
     """Same result as dot_attention, one block of `chunk` query rows at a time ([chunk, S] scores live)."""
-    b, t, hq, d = q.shape
-    if t <= chunk or t % chunk:
-        return dot_attention(q, k, v, attention_mask(q_seg, q_pos, kv_seg, kv_pos))
-    n = t // chunk
-
-    def block(args):
-        qb, sb, pb = args
-        return dot_attention(qb, k, v, attention_mask(sb, pb, kv_seg, kv_pos))
-
-    split = lambda x: jnp.moveaxis(x.reshape(b, n, chunk, *x.shape[2:]), 1, 0)
-    out = jax.lax.map(block, (split(q), split(q_seg), split(q_pos)))
-    return jnp.moveaxis(out, 0, 1).reshape(b, t, hq, d)
+    return _token_major(_chunked(*_head_major(q, k, v), q_seg, q_pos, kv_seg, kv_pos, chunk), q.shape)
 
 
 def causal_block_attention(q, k, v, seg, pos, chunk: int) -> Array:
@@ -168,22 +168,42 @@ def causal_block_attention(q, k, v, seg, pos, chunk: int) -> Array:
     increase along each segment as in packed training rows. About (n + 1) / 2n of the score work for n blocks
     (measured 2.2x faster fwd+bwd at 8 x 512, 4 blocks, on CPU). Unrolled: one score shape per block.
     """
-    b, t, hq, d = q.shape
+    return _token_major(_causal_blocks(*_head_major(q, k, v), seg, pos, chunk), q.shape)
+
+
+def _chunked(qh, kh, vh, q_seg, q_pos, kv_seg, kv_pos, chunk: int) -> Array:
+    b, hkv, g, t, d = qh.shape
     if t <= chunk or t % chunk:
-        return dot_attention(q, k, v, attention_mask(seg, pos, seg, pos))
+        return _attend(qh, kh, vh, attention_mask(q_seg, q_pos, kv_seg, kv_pos))
+    n = t // chunk
+
+    def block(args):
+        qb, sb, pb = args
+        return _attend(qb, kh, vh, attention_mask(sb, pb, kv_seg, kv_pos))
+
+    split_q = jnp.moveaxis(qh.reshape(b, hkv, g, n, chunk, d), 3, 0)
+    split = lambda x: jnp.moveaxis(x.reshape(b, n, chunk), 1, 0)
+    out = jax.lax.map(block, (split_q, split(q_seg), split(q_pos)))  # [n, B, K, G, chunk, D]
+    return jnp.moveaxis(out, 0, 3).reshape(b, hkv, g, t, d)
+
+
+def _causal_blocks(qh, kh, vh, seg, pos, chunk: int) -> Array:
+    t = qh.shape[3]
+    if t <= chunk or t % chunk:
+        return _attend(qh, kh, vh, attention_mask(seg, pos, seg, pos))
     outs = []
     for i in range(t // chunk):
         qs, ks = slice(i * chunk, (i + 1) * chunk), slice(0, (i + 1) * chunk)
         mask = attention_mask(seg[:, qs], pos[:, qs], seg[:, ks], pos[:, ks])
-        outs.append(dot_attention(q[:, qs], k[:, ks], v[:, ks], mask))
-    return jnp.concatenate(outs, axis=1)
+        outs.append(_attend(qh[:, :, :, qs], kh[:, :, ks], vh[:, :, ks], mask))
+    return jnp.concatenate(outs, axis=3)
 
 
 class Attention(nn.Module):
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, x, segment_ids, positions, kv_seg, kv_pos, layer_cache, cache_index):
+    def __call__(self, x, segment_ids, positions, kv_seg, kv_pos, cache, cache_index):
         cfg = self.cfg
         e, d = cfg.hidden_size, cfg.head_dim
         proj = lambda name, heads, axis: Einsum(cfg, (e, heads, d), ("embed", axis, "head_dim"), "bte,ehd->bthd",
@@ -197,21 +217,24 @@ class Attention(nn.Module):
         k = checkpoint_name(rotary(k, positions, cfg.rope_theta), "key_proj")
         v = checkpoint_name(v, "value_proj")
 
+        qh, kh, vh = _head_major(q, k, v)
         new_cache = None
-        if layer_cache is not None:
-            k_all = jax.lax.dynamic_update_slice_in_dim(layer_cache["k"], k.astype(layer_cache["k"].dtype),
-                                                        cache_index, axis=1)
-            v_all = jax.lax.dynamic_update_slice_in_dim(layer_cache["v"], v.astype(layer_cache["v"].dtype),
-                                                        cache_index, axis=1)
-            new_cache = {"k": k_all, "v": v_all}
-            k, v = k_all.astype(cfg.compute_dtype), v_all.astype(cfg.compute_dtype)
+        if cache is not None:  # write this call's keys/values into layer `cache["layer"]` in place, read it back
+            layer = cache["layer"]
+            start = (layer, 0, 0, cache_index, 0)
+            k_all = jax.lax.dynamic_update_slice(cache["k"], kh[None].astype(cache["k"].dtype), start)
+            v_all = jax.lax.dynamic_update_slice(cache["v"], vh[None].astype(cache["v"].dtype), start)
+            new_cache = {"k": k_all, "v": v_all, "layer": layer + 1}
+            kh = jax.lax.dynamic_index_in_dim(k_all, layer, keepdims=False).astype(cfg.compute_dtype)
+            vh = jax.lax.dynamic_index_in_dim(v_all, layer, keepdims=False).astype(cfg.compute_dtype)
 
-        if cfg.attention_impl == "causal_blocks" and layer_cache is None:
-            out = causal_block_attention(q, k, v, segment_ids, positions, cfg.attention_chunk)
+        if cfg.attention_impl == "causal_blocks" and cache is None:
+            out = _causal_blocks(qh, kh, vh, segment_ids, positions, cfg.attention_chunk)
         elif cfg.attention_impl == "chunked":
-            out = chunked_attention(q, k, v, segment_ids, positions, kv_seg, kv_pos, cfg.attention_chunk)
+            out = _chunked(qh, kh, vh, segment_ids, positions, kv_seg, kv_pos, cfg.attention_chunk)
         else:
-            out = dot_attention(q, k, v, attention_mask(segment_ids, positions, kv_seg, kv_pos))
+            out = _attend(qh, kh, vh, attention_mask(segment_ids, positions, kv_seg, kv_pos))
+        out = _token_major(out, q.shape)
         out = checkpoint_name(nn.with_logical_constraint(out, ("batch", "length", "act_heads", None)), "attn_out")
         y = Einsum(cfg, (cfg.num_heads, d, e), ("heads", "head_dim", "embed"), "bthd,hde->bte", name="o_proj")(out)
         return y, new_cache
@@ -250,17 +273,21 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
+    """One block. The scan carry is (hidden states, KV cache or None): the whole [L, ...] cache travels through the
+    layer loop and each layer updates its own slice in place, so a decode step never copies or re-stacks it."""
+
     cfg: LlamaConfig
 
     @nn.compact
-    def __call__(self, x, segment_ids, positions, kv_seg, kv_pos, cache_index, layer_cache):
+    def __call__(self, carry, segment_ids, positions, kv_seg, kv_pos, cache_index):
+        x, cache = carry
         x = nn.with_logical_constraint(x, ("batch", "length", "act_embed"))
-        h, new_cache = Attention(self.cfg, name="self_attn")(
-            RMSNorm(self.cfg, name="input_layernorm")(x), segment_ids, positions, kv_seg, kv_pos, layer_cache,
+        h, cache = Attention(self.cfg, name="self_attn")(
+            RMSNorm(self.cfg, name="input_layernorm")(x), segment_ids, positions, kv_seg, kv_pos, cache,
             cache_index)
         x = x + h
         x = x + MLP(self.cfg, name="mlp")(RMSNorm(self.cfg, name="post_attention_layernorm")(x))
-        return x, new_cache
+        return (x, cache), None
 
 
 class Llama(nn.Module):
@@ -282,12 +309,12 @@ class Llama(nn.Module):
             segment_ids = jnp.ones((b, t), jnp.int32)
 
         if cache is None:
-            kv_seg, kv_pos, cache_index, layer_caches = segment_ids, positions, 0, None
+            kv_seg, kv_pos, cache_index, kv = segment_ids, positions, 0, None
         else:  # write this call's positions/segments into the cache slots [index, index + t)
             cache_index = cache["index"]
             kv_seg = jax.lax.dynamic_update_slice_in_dim(cache["seg"], segment_ids.astype(jnp.int32), cache_index, 1)
             kv_pos = jax.lax.dynamic_update_slice_in_dim(cache["pos"], positions.astype(jnp.int32), cache_index, 1)
-            layer_caches = {"k": cache["k"], "v": cache["v"]}
+            kv = {"k": cache["k"], "v": cache["v"], "layer": jnp.zeros((), jnp.int32)}
 
         embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
                          embedding_init=_init(("vocab", "embed")), name="embed_tokens")
@@ -301,16 +328,15 @@ class Llama(nn.Module):
         if cfg.remat_policy != "none":
             layer_cls = nn.remat(DecoderLayer, policy=remat_policy(cfg.remat_policy), prevent_cse=False)
         stack = nn.scan(layer_cls, variable_axes={"params": 0}, split_rngs={"params": True},
-                        in_axes=(nn.broadcast,) * 5 + (0,), length=cfg.num_layers,
+                        in_axes=(nn.broadcast,) * 5, length=cfg.num_layers,
                         unroll=min(cfg.scan_unroll, cfg.num_layers),
                         metadata_params={nn.PARTITION_NAME: "layers"})
-        x, new_layer_caches = stack(cfg, name="layers")(x, segment_ids, positions, kv_seg, kv_pos, cache_index,
-                                                        layer_caches)
+        (x, kv), _ = stack(cfg, name="layers")((x, kv), segment_ids, positions, kv_seg, kv_pos, cache_index)
 
         x = RMSNorm(cfg, name="norm")(x)
         new_cache = None
         if cache is not None:
-            new_cache = {**new_layer_caches, "seg": kv_seg, "pos": kv_pos, "index": cache_index + t}
+            new_cache = {"k": kv["k"], "v": kv["v"], "seg": kv_seg, "pos": kv_pos, "index": cache_index + t}
         if return_hidden:
             return x, new_cache
         if cfg.tie_word_embeddings:
@@ -333,12 +359,12 @@ def head_kernel(cfg: LlamaConfig, params) -> Array:
 def init_cache(cfg: LlamaConfig, batch: int, max_len: int, dtype=None) -> dict[str, Array]:
     """An empty KV cache: every slot is segment 0 (never attended) until written."""
     dtype = dtype or cfg.compute_dtype
-    shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
+    shape = (cfg.num_layers, batch, cfg.num_kv_heads, max_len, cfg.head_dim)  # head-major, as attention reads it
     return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype),
             "seg": jnp.zeros((batch, max_len), jnp.int32), "pos": jnp.zeros((batch, max_len), jnp.int32),
             "index": jnp.zeros((), jnp.int32)}
 
 
-CACHE_LOGICAL = {"k": ("layers", "batch", "cache_length", "act_kv_heads", None),
-                 "v": ("layers", "batch", "cache_length", "act_kv_heads", None),
+CACHE_LOGICAL = {"k": ("layers", "batch", "act_kv_heads", "cache_length", None),
+                 "v": ("layers", "batch", "act_kv_heads", "cache_length", None),
                  "seg": ("batch", "cache_length"), "pos": ("batch", "cache_length"), "index": ()}
