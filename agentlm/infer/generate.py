@@ -3,7 +3,7 @@
 How a batch runs:
 - Rows are right-padded into a [B, T] prompt block (segment 0 marks padding, so padded slots are never
   attended) and prefilled through the KV cache in chunks of at most `prefill_chunk` tokens, which bounds the
-  [B, chunk, V] logits that live at once. Each row's next-token logits are picked at its own last prompt token.
+  [B, chunk, E] hidden states that live at once. Only each row's last prompt token goes through the vocabulary head.
 - Decoding writes every row's new token at the same cache slot (T + step) but at the row's own position
   (len + step), which the model's (segment, position) attention rule turns into exactly the unpadded result.
 - The decode loop is a `lax.while_loop` inside one jit that stops as soon as every row is finished (stop token
@@ -160,12 +160,12 @@ def _decode(cfg, num_top, params, state, lengths, max_new, temperature, top_k, t
         step, logits, was_done = s["step"], s["last_logits"], s["done"]
         token = select_tokens(logits, temperature, top_k, top_p, seeds, step)
         token = jnp.where(was_done, 0, token)
-        logp = jax.nn.log_softmax(logits, axis=-1)
+        log_z = jax.nn.logsumexp(logits, axis=-1)  # one reduction; [B, V] log-probabilities only for top-n
         out = dict(s)
         out["tokens"] = s["tokens"].at[:, step].set(token)
-        out["logprobs"] = s["logprobs"].at[:, step].set(jnp.take_along_axis(logp, token[:, None], -1)[:, 0])
+        out["logprobs"] = s["logprobs"].at[:, step].set(jnp.take_along_axis(logits, token[:, None], -1)[:, 0] - log_z)
         if num_top:
-            top_lp, top_id = jax.lax.top_k(logp, num_top)
+            top_lp, top_id = jax.lax.top_k(logits - log_z[:, None], num_top)
             out["top_ids"] = s["top_ids"].at[:, step].set(top_id.astype(jnp.int32))
             out["top_lps"] = s["top_lps"].at[:, step].set(top_lp)
         hit_stop = jnp.any(token[:, None] == stop_ids, axis=-1) & ~was_done
@@ -181,8 +181,9 @@ def _decode(cfg, num_top, params, state, lengths, max_new, temperature, top_k, t
             new_logits, cache = llama.apply(cfg, params, token[:, None], positions, segments, cache)
             return new_logits[:, 0], cache
 
-        out["last_logits"], out["cache"] = jax.lax.cond(jnp.all(done), lambda c: (logits, c), forward,
-                                                        s["cache"])
+        # Always forward, even on the step that finishes the last row (its logits are then unused): a cond
+        # here cost more over a generation than the one spare forward it saves.
+        out["last_logits"], out["cache"] = forward(s["cache"])
         out["step"] = step + 1
         return out
 
