@@ -45,7 +45,7 @@ demo:
 	  --config.sources.db_derived.n_tables=3 --config.sources.os_derived.seed=1001 --config.sources.os_derived.n=6 \
 	  --config.sources.household.seed=1001 --config.sources.household.n=2 --config.sources.db_annotated.enabled=False \
 	  --config.sources.os_annotated.enabled=False --config.sources.household_annotated.enabled=False
-	$(BIN)/python -m launch.sweep_data build --data_dir $(DEMO) --agent_dir $(DEMO)/agent/export/agentinstruct
+	$(BIN)/python -m data_pipeline.word_games --data_dir $(DEMO) --agent_dir $(DEMO)/agent/export/agentinstruct
 	$(BIN)/python -m agentlm.train --config configs/train/demo.py
 
 # Optional real MySQL-compatible server for the DB environment (--backend mariadb): installs Debian's

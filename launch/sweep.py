@@ -8,11 +8,11 @@ general)? Its answer: eta = 0.2 is best; eta = 1.0 (agent data only) hurts held-
 Each stage is the project's own command line, run as a subprocess (the same commands a user would type), so a
 sweep exercises exactly what single runs do and a failing stage leaves a log to read:
   data     each of `config.data.steps` once (default: the data pipeline's offline build, held-in eval items,
-           `python -m launch.sweep_data build` for general data + tokenizer)
+           `python -m data_pipeline.word_games` for general data + tokenizer)
   train    `python -m agentlm.train --config <run config> --config.<eta_key>=<eta> --config.run_dir=<run>`
            (<run config> = train.config + train.settings, written to <out_dir>/eta_<eta>/train_config.py)
   agent    `python -m agentlm.eval.agent --config <eval config> --config.model=<run> ...` (held-in, held-out)
-  general  `python -m agentlm.eval.general ...` (benchmarks) and/or `python -m launch.sweep_data general-eval`
+  general  `python -m agentlm.eval.general ...` (benchmarks) and/or `python -m agentlm.eval.word_games`
            (the tiny world's held-out word games)
 A run is finished when `<out_dir>/eta_<eta>/done.json` exists (it holds the scores); a rerun skips finished runs
 and resumes unfinished ones (the trainer resumes from its checkpoints, the evaluations from their records).
@@ -127,7 +127,7 @@ class Sweep:
         b = self.c.eval.builtin_general
         if b.enabled:
             items, tok = self._fill([b.items_file, b.tokenizer], eta)
-            cmds["general_builtin"] = [self.python, "-m", "launch.sweep_data", "general-eval",
+            cmds["general_builtin"] = [self.python, "-m", "agentlm.eval.word_games",
                                        f"--run_dir={self.run_dir(eta)}", f"--items={items}", f"--tokenizer={tok}",
                                        f"--out={eval_dir}/general_builtin.json",
                                        f"--max_new_tokens={b.max_new_tokens}"]

@@ -5,7 +5,7 @@ Embedded default: a tiny sweep on CPU, built from nothing but this repository:
   left out here to keep the sweep short);
 - held-in eval items: DB / OS tasks the pipeline derives with other seeds than the training data; their oracle
   trajectories are the trainer's held-out eval set (eval_loss: agent loss on unseen tasks);
-- general data and general eval: word games made by launch.sweep_data, with a held-out set;
+- general data and general eval: word games made by data_pipeline.word_games, with a held-out set;
 - tokenizer: a 512-piece byte-level BPE trained on both pools (the `tiny` preset's vocabulary).
 A tiny model's agent and word-game scores stay near zero in 50 steps, so at this scale the losses carry the
 signal (the sweep takes ~20 minutes on 2 busy cores). Paper scale: train.config = configs/train/llama2_7b.py,
@@ -31,7 +31,7 @@ def get_config():
                    " --config.sources.db_annotated.enabled=False --config.sources.os_annotated.enabled=False"
                    " --config.sources.db_derived.seed=1001 --config.sources.db_derived.n_tables=2"
                    " --config.sources.os_derived.seed=1001 --config.sources.os_derived.n=8",
-        "{python} -m launch.sweep_data build --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct"
+        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct"
         " --tasks {data_dir}/heldin/tasks.jsonl --eval_items_per_env 4",
     ]))
 
@@ -59,7 +59,7 @@ def get_config():
     c.eval.general = ConfigDict(dict(
         enabled=False, module="agentlm.eval.general", config="configs/eval/general.py",
         overrides=["--config.data_root=data/general_eval", "--config.benchmarks=mmlu,gsm8k"]))
-    # The tiny world's general eval: exact match on held-out word games (launch.sweep_data general-eval).
+    # The tiny world's general eval: exact match on held-out word games (agentlm.eval.word_games).
     c.eval.builtin_general = ConfigDict(dict(
         enabled=True, items_file="{data_dir}/general_eval.jsonl", tokenizer="{data_dir}/tokenizer/tokenizer.json",
         max_new_tokens=24))

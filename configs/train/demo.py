@@ -4,6 +4,7 @@
   data/generated/demo/agent/export/agentinstruct/  oracle-teacher DB / OS / household trajectories
                                                     (python -m data_pipeline.run --config configs/pipeline/offline_small.py)
   data/generated/demo/general/train.jsonl           general conversations (word games), the 1 - eta pool
+                                                    (python -m data_pipeline.word_games)
   data/generated/demo/tokenizer/tokenizer.json      a 512-piece byte-level BPE trained on both pools
 then trains the `tiny` Llama on the eta = 0.2 mixture, printing the falling loss and where the checkpoint went.
 The eval loss comes from a second pipeline run with other seeds (tasks never trained on).

@@ -1,14 +1,13 @@
-"""The tiny ratio sweep's self-made world: everything the CPU sweep needs besides the agent trajectories, built
-offline from nothing (no ../shared, no downloads).
+"""A self-made toy world for CPU ratio sweeps and the demo: everything a tiny run needs besides the agent
+trajectories, built offline from nothing (no ../shared, no downloads).
 
-    python -m launch.sweep_data build --data_dir D --agent_dir D/export/agentinstruct --tasks D/eval_tasks.jsonl
-    python -m launch.sweep_data general-eval --run_dir R --items D/general_eval.jsonl --tokenizer D/tokenizer \
-        --out R/../eval/general_builtin.json
+    python -m data_pipeline.word_games --data_dir D --agent_dir D/export/agentinstruct --tasks D/eval_tasks.jsonl
 
 Why each piece exists:
 - general conversations: the "general" pool of the mixture. Word games (repeat, reverse, sort, count, first,
   last) in the ShareGPT layout; a tiny model can actually learn them in minutes, so its general ability is
-  measurable — the role MMLU/GSM8K play at paper scale. A held-out set of the same games is the general eval.
+  measurable — the role MMLU/GSM8K play at paper scale. A held-out set of the same games is the general eval
+  (scored by `python -m agentlm.eval.word_games`).
 - a tokenizer: a byte-level BPE (vocabulary 512, the `tiny` preset's; <unk>, <s>, </s> at ids 0, 1, 2) trained
   on the agent trajectories and the general conversations, saved as a Hugging Face tokenizer.json, which
   agentlm.data.template.load_tokenizer reads.
@@ -97,11 +96,9 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: pathlib.Path) ->
 def write_eval_items(tasks_file: pathlib.Path, out_dir: pathlib.Path, per_env: int) -> dict[str, str]:
     """dbbench / os_interaction item files from a pipeline tasks.jsonl (its rows' `data` are in those formats)."""
     items: dict[str, list] = {}
-    for n, line in enumerate(tasks_file.read_text().splitlines(), 1):
-        if line.strip():
-            row = json.loads(line)
-            if row.get("env") in ("db", "os") and len(items.setdefault(row["env"], [])) < per_env:
-                items[row["env"]].append(row["data"])
+    for _, row in iter_jsonl(tasks_file):
+        if row.get("env") in ("db", "os") and len(items.setdefault(row["env"], [])) < per_env:
+            items[row["env"]].append(row["data"])
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for env, rows in items.items():
@@ -110,65 +107,26 @@ def write_eval_items(tasks_file: pathlib.Path, out_dir: pathlib.Path, per_env: i
     return paths
 
 
-def general_eval(run_dir: str, items_file: str, tokenizer_path: str, out_file: str, max_new_tokens: int = 24) -> dict:
-    """Greedy answers to the held-out word games; score = exact-match accuracy in percent."""
-    from agentlm.checkpoint import load
-    from agentlm.data.template import load_tokenizer, render_prompt
-    from agentlm.infer.generate import generate
-
-    cfg, params = load(run_dir)
-    tok = load_tokenizer(tokenizer_path)
-    rows = [json.loads(x) for x in pathlib.Path(items_file).read_text().splitlines() if x.strip()]
-    prompts = [render_prompt(r["conversations"][:1], tok) for r in rows]
-    outputs = generate(cfg, params, prompts, max_new_tokens)
-    per_game: dict[str, list[bool]] = {}
-    records = []
-    for row, ids in zip(rows, outputs):
-        text = tok.decode([i for i in ids if i != tok.eos_id]).strip()
-        ok = text == row["conversations"][1]["value"]
-        per_game.setdefault(row["game"], []).append(ok)
-        records.append({"id": row["id"], "output": text, "correct": ok})
-    n = sum(len(v) for v in per_game.values())
-    result = {"score": 100.0 * sum(sum(v) for v in per_game.values()) / max(n, 1), "n": n,
-              "per_game": {g: 100.0 * sum(v) / len(v) for g, v in sorted(per_game.items())}, "records": records}
-    pathlib.Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(out_file).write_text(json.dumps(result, indent=1) + "\n")
-    return result
-
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m launch.sweep_data", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="action", required=True)
-    b = sub.add_parser("build", help="general conversations, tokenizer and held-in eval items")
-    b.add_argument("--data_dir", required=True)
-    b.add_argument("--agent_dir", required=True, help="the pipeline's export/agentinstruct directory")
-    b.add_argument("--tasks", default="", help="a pipeline tasks.jsonl with held-out DB/OS tasks (eval items)")
-    b.add_argument("--n_general", type=int, default=600)
-    b.add_argument("--n_general_eval", type=int, default=60)
-    b.add_argument("--eval_items_per_env", type=int, default=8)
-    b.add_argument("--vocab_size", type=int, default=512)
-    b.add_argument("--seed", type=int, default=0)
-    g = sub.add_parser("general-eval", help="exact-match accuracy on held-out word games")
-    g.add_argument("--run_dir", required=True)
-    g.add_argument("--items", required=True)
-    g.add_argument("--tokenizer", required=True)
-    g.add_argument("--out", required=True)
-    g.add_argument("--max_new_tokens", type=int, default=24)
+    p = argparse.ArgumentParser(prog="python -m data_pipeline.word_games", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data_dir", required=True)
+    p.add_argument("--agent_dir", required=True, help="the pipeline's export/agentinstruct directory")
+    p.add_argument("--tasks", default="", help="a pipeline tasks.jsonl with held-out DB/OS tasks (eval items)")
+    p.add_argument("--n_general", type=int, default=600)
+    p.add_argument("--n_general_eval", type=int, default=60)
+    p.add_argument("--eval_items_per_env", type=int, default=8)
+    p.add_argument("--vocab_size", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if a.action == "build":
-        data_dir = pathlib.Path(a.data_dir)
-        agent_files = sorted(pathlib.Path(a.agent_dir).glob("*.jsonl"))
-        if not agent_files:
-            raise SystemExit(f"--agent_dir {a.agent_dir}: no *.jsonl trajectories (run the data pipeline first)")
-        general, general_eval_path = write_general(data_dir, a.n_general, a.n_general_eval, a.seed)
-        tok = train_tokenizer(conversation_texts([*agent_files, general]), a.vocab_size, data_dir / "tokenizer")
-        items = write_eval_items(pathlib.Path(a.tasks), data_dir / "eval_items", a.eval_items_per_env) \
-            if a.tasks else {}
-        print(json.dumps({"general": str(general), "general_eval": str(general_eval_path), "tokenizer": str(tok),
-                          "eval_items": items}, indent=1))
-    else:
-        r = general_eval(a.run_dir, a.items, a.tokenizer, a.out, a.max_new_tokens)
-        print(f"general (word games): {r['score']:.1f}% exact match over {r['n']} items")
+    data_dir = pathlib.Path(a.data_dir)
+    agent_files = sorted(pathlib.Path(a.agent_dir).glob("*.jsonl"))
+    if not agent_files:
+        raise SystemExit(f"--agent_dir {a.agent_dir}: no *.jsonl trajectories (run the data pipeline first)")
+    general, general_eval_path = write_general(data_dir, a.n_general, a.n_general_eval, a.seed)
+    tok = train_tokenizer(conversation_texts([*agent_files, general]), a.vocab_size, data_dir / "tokenizer")
+    items = write_eval_items(pathlib.Path(a.tasks), data_dir / "eval_items", a.eval_items_per_env) if a.tasks else {}
+    print(json.dumps({"general": str(general), "general_eval": str(general_eval_path), "tokenizer": str(tok),
+                      "eval_items": items}, indent=1))
     return 0
 
 
