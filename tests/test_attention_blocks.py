@@ -1,7 +1,9 @@
-"""attention_impl="causal_blocks" (the trainer's faster CPU attention) equals "dot" on packed training rows."""
+"""The trainer's faster CPU paths change nothing but speed: attention_impl="causal_blocks" equals "dot" on packed
+training rows, the custom attention VJP equals autodiff of the softmax, and an unrolled layer stack equals the scan."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from agentlm import model
 
@@ -48,8 +50,6 @@ def test_causal_blocks_with_cache_uses_the_full_mask():
 
 
 def test_unknown_attention_impl_is_rejected():
-    import pytest
-
     with pytest.raises(ValueError, match="attention_impl"):
         model.get_config("tiny", attention_impl="flash")
 
@@ -84,3 +84,22 @@ def test_dot_attention_custom_vjp_matches_autodiff_of_softmax():
     for name, a, b_ in zip("qkv", *grads):
         assert float(jnp.abs(a - b_).max()) <= 1e-5, name
     assert float(jnp.abs(grads[1][0][0, 13:]).max()) == 0.0  # padding queries get no gradient
+
+
+def test_unrolled_layer_stack_equals_the_scanned_one():
+    """scan_unroll changes how the layer loop is compiled, never the parameters or the maths."""
+    cfg = model.get_config("tiny", num_layers=3)
+    unrolled = cfg.replace(scan_unroll=3)
+    params = model.init_params(cfg, jax.random.key(2))
+    tokens, pos, segs = _packed_batch(cfg.vocab_size)
+
+    def loss(c, p):
+        logits, _ = model.apply(c, p, tokens, pos, segs)
+        return (jax.nn.logsumexp(logits, -1) * (segs > 0)).sum()
+
+    (l0, g0), (l1, g1) = (jax.value_and_grad(lambda p, c=c: loss(c, p))(params) for c in (cfg, unrolled))
+    assert abs(float(l0 - l1)) <= 1e-4
+    for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+        assert float(jnp.abs(a - b).max()) <= 1e-5 * max(1.0, float(jnp.abs(a).max()))
+    with pytest.raises(ValueError, match="scan_unroll"):
+        cfg.replace(scan_unroll=0)
