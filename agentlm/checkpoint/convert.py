@@ -17,6 +17,8 @@ import re
 import sys
 import time
 
+import jax
+
 from agentlm import sharding
 from agentlm.checkpoint.convert_hf import load_hf, save_hf
 from agentlm.checkpoint.hf_io import CheckpointError, copy_tokenizer_files
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     start = time.time()
+    from agentlm.train import config as train_config, distributed
+
+    # Multi-host: every process joins the job (coordinator from the environment, as `launch.local` and the TPU/
+    # SLURM launchers set it) and restores its own shards; orbax-to-hf gathers each tensor across processes and
+    # process 0 alone writes the files.
+    distributed.initialize(train_config.default_config().distributed)
     try:
         mesh = sharding.make_mesh(args.mesh)
         if args.command == "hf-to-orbax":
@@ -97,9 +105,9 @@ def main(argv=None) -> int:
     except (CheckpointError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    n = sum(x.size for x in __import__("jax").tree.leaves(params))
+    n = sum(x.size for x in jax.tree.leaves(params))
     print(f"wrote {out} ({n:,} parameters, {cfg.param_dtype}; tokenizer files: {copied or 'none'}) "
-          f"in {time.time() - start:.1f}s")
+          f"in {time.time() - start:.1f}s, {jax.process_count()} process(es)")
     return 0
 
 

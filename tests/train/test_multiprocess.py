@@ -1,5 +1,6 @@
-"""Multi-host training on one machine: 2 processes x 4 devices train exactly like 1 process x 8 devices, and the
-local launcher propagates a failing process's exit code."""
+"""Multi-host training on one machine: 2 processes x 4 devices train exactly like 1 process x 8 devices, the
+2-process run exports to Hugging Face files identical to a 1-process export, and the local launcher propagates a
+failing process's exit code."""
 import subprocess
 import sys
 import time
@@ -29,6 +30,23 @@ def test_two_processes_match_one_process(tmp_path, train_env):
     assert len(eval1) == len(eval2) == 2  # step 0 (baseline) and the end
     assert all(abs(a - b) <= 1e-5 for a, b in zip(eval1, eval2)), (eval1, eval2)
     assert (tmp_path / "two" / "checkpoints" / "4" / "state").is_dir()
+
+    # export the 2-process run's sharded checkpoint with 2 processes (each restores its shards; tensors are
+    # gathered, process 0 writes) and with 1: the safetensors must be byte-identical
+    export = [sys.executable, "-m", "agentlm.checkpoint.convert", "orbax-to-hf", "--ckpt", str(tmp_path / "two"),
+              "--mesh", "data=2,fsdp=-1"]
+    launch = [sys.executable, "-m", "launch.local", "--num_processes", "2", "--devices_per_process", "4",
+              "--timeout", "300", "--", *export, "--out", str(tmp_path / "hf_two")]
+    multi = subprocess.run(launch, cwd=ROOT, env=train_env(4), capture_output=True, text=True, timeout=360)
+    assert multi.returncode == 0, multi.stdout[-3000:]
+    assert multi.stdout.count("2 process(es)") == 2, multi.stdout[-3000:]  # one job, not two independent ones
+    single = subprocess.run([*export, "--out", str(tmp_path / "hf_one")], cwd=ROOT, env=train_env(8),
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    files = sorted(x.name for x in (tmp_path / "hf_one").glob("*.safetensors"))
+    assert files and files == sorted(x.name for x in (tmp_path / "hf_two").glob("*.safetensors"))
+    for name in files:
+        assert (tmp_path / "hf_one" / name).read_bytes() == (tmp_path / "hf_two" / name).read_bytes(), name
 
 
 def test_launcher_stops_everything_when_one_process_fails():
