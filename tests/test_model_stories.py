@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -16,20 +15,11 @@ from safetensors.torch import load_file
 from agentlm import checkpoint
 from agentlm import model as llama
 from agentlm.checkpoint import convert
+from tests.conftest import shared_path
 
 torch.set_num_threads(1)  # the suite shares two cores; torch's spinning worker threads only add contention
 
 NEW_TOKENS = 200
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def shared_path(*parts: str) -> pathlib.Path:
-    """Like conftest.shared_path (skip when ../shared is absent); local because `conftest` is ambiguous as a module
-    name once subdirectories bring their own conftest.py."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs {path} (../shared reference data is absent in this checkout)")
-    return path
 
 
 @pytest.fixture(scope="module")

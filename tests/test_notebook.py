@@ -4,21 +4,11 @@ from __future__ import annotations
 import pathlib
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
+from tests.conftest import shared_path
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "load_and_generate.ipynb"
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def shared_path(*parts: str) -> pathlib.Path:
-    """Like conftest.shared_path (skip when ../shared is absent); local because `conftest` is ambiguous as a module
-    name once subdirectories bring their own conftest.py."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs {path} (../shared reference data is absent in this checkout)")
-    return path
 
 
 def _text(nb) -> str:

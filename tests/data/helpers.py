@@ -1,8 +1,8 @@
 """Helpers shared by the data tests: the test mixture config and an independent Llama-2 reference layout."""
 import pathlib
 
-from agentlm.data.template import DEFAULT_SYSTEM
 from agentlm.configfile import load_config_file
+from agentlm.data.template import DEFAULT_SYSTEM
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

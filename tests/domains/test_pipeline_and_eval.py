@@ -4,6 +4,7 @@ produces trajectories that pass filtering and export and load in the tfds builde
 worked domains on their held-out templates."""
 import json
 
+from agentlm.configfile import load_config_file
 from agentlm.envs.tools import Domain, FunctionCallingOracle, Verdict, load_tasks
 from agentlm.envs.tools.pipeline import domain_source, load_task_spec
 from agentlm.envs.tools.text_protocol import parse_reply
@@ -12,7 +13,6 @@ from data_pipeline.export import to_agentinstruct
 from data_pipeline.run import run_stages
 from data_pipeline.testing.fake_openai import FakeOpenAIServer
 from tests.conftest import ROOT
-from agentlm.configfile import load_config_file
 
 
 # -- a toy domain: tools and a checker, nothing else ----------------------------------------------------------------

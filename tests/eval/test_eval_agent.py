@@ -3,11 +3,11 @@ import json
 
 import pytest
 
+from agentlm.configfile import load_config_file
 from agentlm.envs import db, loop
 from agentlm.envs.base import Outcome
 from agentlm.eval import agent, report
 from tests.conftest import ROOT, shared_path
-from agentlm.configfile import load_config_file
 
 
 def _config(tmp_path, **overrides):

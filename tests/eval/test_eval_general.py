@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
+from agentlm.configfile import load_config_file
 from agentlm.eval import general, report
 from agentlm.eval.lm import EndpointModel
 from tests.conftest import ROOT, shared_path
 from tests.eval.openai_stub import StubServer
-from agentlm.configfile import load_config_file
 
 
 def _complete(body):

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from launch import sweep
 from agentlm.configfile import load_config_file
+from launch import sweep
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from agentlm.train.config import ConfigError, default_config, validate
 from agentlm.configfile import load_config_file
+from agentlm.train.config import ConfigError, default_config, validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
