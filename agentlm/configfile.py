@@ -11,8 +11,6 @@ import pathlib
 
 import ml_collections
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 
 class ConfigFileError(ValueError):
     pass

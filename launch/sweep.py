@@ -224,18 +224,16 @@ class Sweep:
 
 
 RUN_CONFIG_TEMPLATE = '''"""Written by launch.sweep: the base train config plus the sweep's train.settings."""
-import importlib.util
 import json
+
+from agentlm.configfile import load_config_file
 
 _BASE = {base}
 _SETTINGS = json.loads(\'\'\'{settings}\'\'\')
 
 
 def get_config():
-    spec = importlib.util.spec_from_file_location("_sweep_base", _BASE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = load_config_file(_BASE)
     for dotted, value in _SETTINGS.items():
         *parents, leaf = dotted.split(".")
         node = c
