@@ -33,7 +33,8 @@ def token_losses(cfg: LlamaConfig, params, batch, loss_chunk: int = 0) -> jax.Ar
 
     loss_chunk > 0 applies the vocabulary head to `loss_chunk` positions of every row at a time (a lax.map
     over position blocks, each block under jax.checkpoint), so neither the [B, T, V] logits nor their softmax
-    are ever stored: the backward pass recomputes each block's logits. At V = 32000 and E = 256 the head is
+    are ever stored: a backward pass through it recomputes each block's logits (training uses
+    `weighted_cross_entropy` instead, which needs no recomputation). At V = 32000 and E = 256 the head is
     ~half the step and its [B, T, V] buffers dominate the step's memory traffic (benchmarks/RESULTS.md).
     """
     if loss_chunk <= 0:
@@ -49,27 +50,24 @@ def token_losses(cfg: LlamaConfig, params, batch, loss_chunk: int = 0) -> jax.Ar
 def chunked_cross_entropy(cfg: LlamaConfig, hidden, kernel, targets, chunk: int) -> jax.Array:
     """Cross-entropy [B, T] of logits = hidden [B, T, E] @ kernel [E, V], `chunk` positions at a time.
     T need not divide by `chunk`: the last block is zero-padded and its padded losses are dropped."""
-    b, t, e = hidden.shape
+    t = hidden.shape[1]
     chunk = min(chunk, t)
-    n = -(-t // chunk)
-    pad = n * chunk - t
-    if pad:
-        hidden = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0)))
-        targets = jnp.pad(targets, ((0, 0), (0, pad)))
-    # [B, n*c, ...] -> [n, B, c, ...]: each block keeps every row, so a batch-sharded array stays on its devices.
-    hidden = jnp.moveaxis(hidden.reshape(b, n, chunk, e), 1, 0)
-    targets = jnp.moveaxis(targets.reshape(b, n, chunk), 1, 0)
     kernel = kernel.astype(cfg.compute_dtype)
 
     @jax.checkpoint
-    def block_losses(h, tgt, w):
-        logits = jnp.einsum("bce,ev->bcv", h.astype(cfg.compute_dtype), w).astype(jnp.float32)
-        logits = nn.with_logical_constraint(logits, ("batch", "length", "act_vocab"))
-        log_z = jax.nn.logsumexp(logits, axis=-1)
-        return log_z - jnp.take_along_axis(logits, tgt[..., None], axis=-1)[..., 0]
+    def block_losses(h, tgt):
+        return _block_loss(h.astype(cfg.compute_dtype), kernel, tgt)[2]
 
-    losses = jax.lax.map(lambda xs: block_losses(xs[0], xs[1], kernel), (hidden, targets))  # [n, B, c]
-    return jnp.moveaxis(losses, 0, 1).reshape(b, n * chunk)[:, :t]
+    losses = jax.lax.map(lambda xs: block_losses(*xs), (_blocks(hidden, chunk), _blocks(targets, chunk)))
+    return _unblock(losses, t)
+
+
+def _block_loss(h, kernel, targets):
+    """(float32 logits [B, c, V], log Z [B, c], cross-entropy [B, c]) of one block of positions."""
+    logits = jnp.einsum("bce,ev->bcv", h, kernel).astype(jnp.float32)
+    logits = nn.with_logical_constraint(logits, ("batch", "length", "act_vocab"))
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    return logits, log_z, log_z - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
 
 
 def _blocks(x, chunk: int):
@@ -79,6 +77,11 @@ def _blocks(x, chunk: int):
     n = -(-t // chunk)
     x = jnp.pad(x, ((0, 0), (0, n * chunk - t)) + ((0, 0),) * (x.ndim - 2))
     return jnp.moveaxis(x.reshape(b, n, chunk, *x.shape[2:]), 1, 0)
+
+
+def _unblock(x, t: int):
+    """[n, B, chunk, ...] -> [B, t, ...], dropping the padding `_blocks` added."""
+    return jnp.moveaxis(x, 0, 1).reshape(x.shape[1], -1, *x.shape[3:])[:, :t]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -94,16 +97,13 @@ def weighted_cross_entropy(hidden, kernel, targets, weights, chunk: int):
 
 
 def _weighted_ce_fwd(hidden, kernel, targets, weights, chunk):
-    b, t, e = hidden.shape
+    t = hidden.shape[1]
     chunk = min(chunk, t)
     weights = weights.astype(jnp.float32)
 
     def block(dkernel, xs):
         h, tgt, w = xs
-        logits = jnp.einsum("bce,ev->bcv", h, kernel).astype(jnp.float32)
-        logits = nn.with_logical_constraint(logits, ("batch", "length", "act_vocab"))
-        log_z = jax.nn.logsumexp(logits, axis=-1)
-        loss = log_z - jnp.take_along_axis(logits, tgt[..., None], axis=-1)[..., 0]
+        logits, log_z, loss = _block_loss(h, kernel, tgt)
         dlogits = jnp.exp(logits - log_z[..., None]) * w[..., None]
         dlogits = dlogits - jax.nn.one_hot(tgt, logits.shape[-1], dtype=jnp.float32) * w[..., None]
         dlogits = dlogits.astype(kernel.dtype)
@@ -113,8 +113,7 @@ def _weighted_ce_fwd(hidden, kernel, targets, weights, chunk):
 
     dkernel, (losses, dh) = jax.lax.scan(block, jnp.zeros(kernel.shape, jnp.float32),
                                          (_blocks(hidden, chunk), _blocks(targets, chunk), _blocks(weights, chunk)))
-    unblock = lambda x: jnp.moveaxis(x, 0, 1).reshape(b, -1, *x.shape[3:])[:, :t]
-    losses, dh = unblock(losses), unblock(dh)
+    losses, dh = _unblock(losses, t), _unblock(dh, t)
     total = (losses * weights).sum()
     return total, (dh.astype(hidden.dtype), dkernel.astype(kernel.dtype), losses, targets)
 
