@@ -117,12 +117,7 @@ def hf_llama(cfg, torch_dtype=None):
     import torch
     import transformers
 
-    hf_cfg = transformers.LlamaConfig(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-        head_dim=cfg.head_dim, max_position_embeddings=cfg.max_position_embeddings, rope_theta=cfg.rope_theta,
-        rms_norm_eps=cfg.rms_norm_eps, tie_word_embeddings=cfg.tie_word_embeddings, bos_token_id=cfg.bos_token_id,
-        eos_token_id=cfg.eos_token_id, pad_token_id=0, attention_bias=False, mlp_bias=False)
+    hf_cfg = transformers.LlamaConfig.from_dict({**cfg.to_hf(), "pad_token_id": 0})
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(hf_cfg)
     return model.to(torch_dtype or torch.float32)
