@@ -111,13 +111,19 @@ def train(config) -> dict:
     history, last_saved, eval_loss, status = [], start, None, "finished"
     eval_start = eval_source.state() if eval_source is not None else None
     t_last, steps_since = None, 0  # timing window; opens after the first (compiling) step
-    if eval_source is not None and config.log.eval_batches > 0 and config.log.eval_at_start and start == 0:
-        eval_loss = evaluate(eval_fn, state["params"], eval_source, eval_start, config.log.eval_batches, batch_sh,
-                             global_batch, mesh, rules)
-        writer.write(0, {"eval_loss": eval_loss})
-        history.append({"step": 0, "eval_loss": eval_loss})
+    can_eval = eval_source is not None and config.log.eval_batches > 0
+
+    def run_eval(at_step: int, params) -> float:
+        loss = evaluate(eval_fn, params, eval_source, eval_start, config.log.eval_batches, batch_sh,
+                        global_batch, mesh, rules)
+        writer.write(at_step, {"eval_loss": loss})
+        history.append({"step": at_step, "eval_loss": loss})
         if lead:
-            tqdm.write(f"[train] step 0: eval loss {eval_loss:.4f}")
+            tqdm.write(f"[train] step {at_step}: eval loss {loss:.4f}")
+        return loss
+
+    if can_eval and config.log.eval_at_start and start == 0:
+        eval_loss = run_eval(0, state["params"])
     try:
         step = start
         while step < total_steps:
@@ -148,15 +154,8 @@ def train(config) -> dict:
                     tqdm.write(f"[train] step {step}: loss {host['loss']:.4f}, lr {host['lr']:.2e}, "
                                f"grad norm {host['grad_norm']:.3f}{speed}")
                 t_last, steps_since = now, 0
-            eval_now = eval_source is not None and config.log.eval_batches > 0 and (
-                step == total_steps or (config.log.eval_every and step % config.log.eval_every == 0))
-            if eval_now:
-                eval_loss = evaluate(eval_fn, state["params"], eval_source, eval_start, config.log.eval_batches,
-                                     batch_sh, global_batch, mesh, rules)
-                writer.write(step, {"eval_loss": eval_loss})
-                history.append({"step": step, "eval_loss": eval_loss})
-                if lead:
-                    tqdm.write(f"[train] step {step}: eval loss {eval_loss:.4f}")
+            if can_eval and (step == total_steps or (config.log.eval_every and step % config.log.eval_every == 0)):
+                eval_loss = run_eval(step, state["params"])
                 t_last, steps_since = time.perf_counter(), 0
             stop = _any_process(preempt.is_set())
             if step % config.checkpoint.every == 0 or step == total_steps or stop:
