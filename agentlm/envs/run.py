@@ -104,7 +104,8 @@ def list_envs() -> str:
     lines = []
     for name, spec in sorted(registry.specs().items()):
         problem = spec.problem()
-        lines.append(f"{name:<12} {spec.group:<10} {spec.metric.name}" + (f"  [unavailable: {problem}]" if problem else ""))
+        unavailable = f"  [unavailable: {problem}]" if problem else ""
+        lines.append(f"{name:<12} {spec.group:<10} {spec.metric.name}{unavailable}")
         opts = {**spec.oracle_options, **spec.options}
         if opts:
             lines.append("    options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()))

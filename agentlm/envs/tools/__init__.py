@@ -14,5 +14,5 @@ from agentlm.envs.tools.schema import ArgumentError, tool_schema
 
 
 __all__ = ["TEST", "TRAIN", "ArgumentError", "Domain", "FunctionCallingAgent", "FunctionCallingOracle", "TaskTemplate",
-           "TextOracle", "ToolEnv", "Verdict", "domain_spec", "load_domain", "load_tasks", "openai_tools", "register_domain",
-           "tool_schema"]
+           "TextOracle", "ToolEnv", "Verdict", "domain_spec", "load_domain", "load_tasks", "openai_tools",
+           "register_domain", "tool_schema"]
