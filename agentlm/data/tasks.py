@@ -153,15 +153,50 @@ def output_features(tokenizer: Tokenizer):
     }
 
 
+class OrderedTfdsSource(seqio.TfdsDataSource):
+    """A prepared split read in file order, whatever `shuffle` asks.
+
+    The builders write every split in file order (`disable_shuffling`: row k of a split is row k of its file,
+    which the trainer's exact resume relies on), and tfds refuses to shuffle the files of such a dataset. seqio
+    passes its `shuffle` flag on as `shuffle_files`, so a seqio user's default `get_dataset(shuffle=True)` failed.
+    Here the files are always read in order and shuffling happens where seqio does it for every Task anyway: in
+    the Task's example shuffle buffer, which is sized to hold the whole split (`SHUFFLE_BUFFER_LIMIT`)."""
+
+    def get_dataset(self, split: str = "train", shuffle: bool = True, seed: int | None = None, shard_info=None):
+        return super().get_dataset(split=split, shuffle=False, seed=seed, shard_info=shard_info)
+
+
+class RenderedTask(seqio.Task):
+    """A Task whose examples are never held in tf.data's in-memory cache.
+
+    seqio caches small sources in memory by default (`try_in_mem_cache`) before the repeat; a mixture sampler
+    or any caller that stops reading before the first pass ends then leaves a partial cache, which tf.data
+    throws away with a warning ("the calling iterator did not fully read the dataset being cached") at every
+    such stop. The prepared tfrecords are local and read fast, so the cache buys nothing here."""
+
+    def get_dataset(self, sequence_length=None, split="train", use_cached=False, shuffle=True,
+                    shuffle_buffer_size=None, seed=None, shard_info=None, num_epochs=1, trim_output_features=True,
+                    try_in_mem_cache=True):
+        return super().get_dataset(sequence_length=sequence_length, split=split, use_cached=use_cached,
+                                   shuffle=shuffle, shuffle_buffer_size=shuffle_buffer_size, seed=seed,
+                                   shard_info=shard_info, num_epochs=num_epochs,
+                                   trim_output_features=trim_output_features, try_in_mem_cache=False)
+
+
+SHUFFLE_BUFFER_LIMIT = 100_000  # examples; a split up to this size is shuffled uniformly
+
+
 def _add_task(name: str, builder, split: str, tokenizer, template: str, system):
     if name in seqio.TaskRegistry.names():
         seqio.TaskRegistry.remove(name)
-    source = seqio.TfdsDataSource(tfds_name=f"{builder.name}:{builder.VERSION}",
-                                  tfds_data_dir=str(builder.data_dir_root), splits={"train": split})
-    seqio.TaskRegistry.add(
+    source = OrderedTfdsSource(tfds_name=f"{builder.name}:{builder.VERSION}",
+                               tfds_data_dir=str(builder.data_dir_root), splits={"train": split})
+    n = int(builder.info.splits[split].num_examples)
+    seqio.TaskRegistry.add_provider(name, RenderedTask(
         name, source=source,
         preprocessors=[functools.partial(_render_preprocessor, tokenizer=tokenizer, template=template, system=system)],
-        output_features=output_features(tokenizer), metric_fns=[], shuffle_buffer_size=None)
+        output_features=output_features(tokenizer), metric_fns=[],
+        shuffle_buffer_size=max(1, min(n, SHUFFLE_BUFFER_LIMIT))))
 
 
 def register_tasks(config, verbose: bool = True):
@@ -207,9 +242,12 @@ def register(config, verbose: bool = True):
 class PackedConversationConverter(seqio.FeatureConverter):
     """seqio FeatureConverter: rendered task examples -> packed rows of the batch contract.
 
-    For `seqio.get_dataset(mixture, task_feature_lengths={"targets": T, "loss_mask": T}, feature_converter=...)`
-    (exploration, evaluation input). It applies the same over-length policy and packing code as the trainer's
-    iterator, filling one row at a time in input order; the trainer uses agentlm.data.pipeline for exact resume.
+    For `seqio.get_dataset(mixture, task_feature_lengths={"targets": T, "loss_mask": T}, feature_converter=...,
+    trim_output_features=False)` (t5x/seqio pipelines; docs/seqio.md). It applies the same over-length policy and
+    packing code as the trainer's iterator, so each conversation becomes the same tokens, positions and loss
+    weights in a row of T; rows are filled one at a time in input order, while the trainer plans first-fit over
+    the stream (agentlm.data.pipeline, for exact resume). seqio's own trimming would cut a conversation
+    mid-turn before the policy sees it, so a trimmed example is refused with that advice.
     """
 
     TASK_FEATURES = {"targets": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
@@ -234,6 +272,11 @@ class PackedConversationConverter(seqio.FeatureConverter):
             current, used = [], 0
             for ex in ds.as_numpy_iterator():
                 ends = ex["exchange_ends"] if has_ends else [len(ex["targets"])]
+                if has_ends and len(ends) and int(max(ends)) > len(ex["targets"]):
+                    raise ValueError(
+                        f"example {ex.get('id', b'?')!r} reached the converter cut to {len(ex['targets'])} tokens "
+                        f"(it has {int(max(ends))}): seqio trimmed it mid-turn. Call seqio.get_dataset(..., "
+                        "trim_output_features=False) so the converter applies the trainer's whole-exchange policy")
                 ids, mask, status = packing.apply_length_policy(ex["targets"], ex["loss_mask"], ends, seq_len,
                                                                 self.policy)
                 self.counts[status] += 1
