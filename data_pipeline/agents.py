@@ -14,7 +14,9 @@ import re
 from typing import Any
 
 from agentlm.envs.base import Environment, Message, Task
-from data_pipeline.envs import ActionFormat, action_format, make_oracle
+from agentlm.envs.spec import ActionFormat
+from data_pipeline.domains import function_calling_teacher_reply
+from data_pipeline.envs import action_format, make_oracle
 from data_pipeline.teacher import ContentFailure, TeacherClient, TeacherError
 
 
@@ -29,9 +31,9 @@ class TeacherAgent:
 
     def act(self, conversation: list[Message], task: Task) -> str:
         try:
-            own = getattr(self.env, "teacher_chat", None)  # an environment with its own wire protocol
-            if own is not None:  # (agentlm.envs.tools: OpenAI function calling, recorded as text actions)
-                return own(self.teacher, conversation, stage=self.stage, validate=self._validate)
+            if getattr(self.env, "teacher_protocol", "text") == "function_calling":  # a tool domain's source
+                return function_calling_teacher_reply(self.teacher, self.env.domain, conversation, stage=self.stage,
+                                                      validate=self._validate)
             return self.teacher.chat(conversation, stage=self.stage, validate=self._validate)
         except ContentFailure as e:
             self.content_failures += 1
@@ -151,34 +153,6 @@ class OracleTeacher:
         if not action:  # the oracle's reply has no recognisable action line: keep it untouched
             return gold
         return self.format.join(template_thought(self.env, task, conversation, action), action)
-
-
-class OSSolutionOracle:
-    """Gold OS play that shows its work: run the item's solution script, then answer with what it printed.
-
-    agentlm's OSOracle answers `match` items outright (a one-turn trajectory that teaches nothing about using a
-    shell); for training data the trajectory should contain the exploration. Items without a solution script
-    fall back to OSOracle.
-    """
-
-    def __init__(self, observation_template: str = ""):
-        from agentlm.envs import os_env
-
-        self.fallback = os_env.OSOracle()
-        template = observation_template or os_env.DEFAULT_OBSERVATION
-        self.prefix, _, self.suffix = template.partition("{observation}")
-
-    def act(self, conversation: list[Message], task: Task) -> str:
-        example = task.data.get("evaluation", {}).get("example") or task.data.get("example")
-        code = example.get("code") if isinstance(example, dict) else example if isinstance(example, str) else None
-        if not code:
-            return self.fallback.act(conversation, task)
-        if not any(m["from"] == "gpt" and m.get("loss") for m in conversation):
-            return f"Think: I run a command that computes the answer.\n\nAct: bash\n\n```bash\n{code.strip()}\n```"
-        out = conversation[-1]["value"]
-        out = out[len(self.prefix):] if out.startswith(self.prefix) else out
-        out = out[:-len(self.suffix)] if self.suffix and out.endswith(self.suffix) else out
-        return f"Think: The output is the answer.\n\nAct: answer({out.strip()})"
 
 
 class TemplateThoughts:

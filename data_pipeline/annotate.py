@@ -36,7 +36,7 @@ def annotate_task(run: Run, task: Task, source: str, writer, oracles: OraclePool
     src = run.cfg.sources[source]
     loop_cfg = LoopConfig(max_rounds=src.get("max_rounds") or None)
     fmt = action_format(task.env)
-    gold = run_episode(envs.get(source), oracles.get(task.env, src.get("oracle", "")), task, loop_cfg)
+    gold = run_episode(envs.get(source), oracles.get(source), task, loop_cfg)
     base = {"source": source, "method": "annotate", "teacher": writer.describe}
 
     def rejected(episode: Episode, why: str, outcome: Outcome | None = None) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def annotate(run: Run) -> StageResult:
     items = run.tasks(method="annotate")
     writer = (TemplateThoughts() if run.offline
               else TeacherThoughts(run.teacher, max_history_chars=run.cfg.annotate.max_history_chars))
-    oracles, envs = OraclePool(), EnvPool(run)
+    oracles, envs = OraclePool(run.cfg), EnvPool(run)
     with RecordStore(run.path("annotated.jsonl"), fsync=run.cfg.get("fsync", True)) as store:
 
         def work(task: Task, source: str) -> dict[str, Any] | None:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import ml_collections
 
 
+# The pipeline's oracle choices for training data (options of the registered oracles): the DB oracle answers with
+# what the gold SQL returned, so observation and answer agree; the OS oracle runs the solution script and answers
+# with its output, so the trajectory shows the shell use. A source's `oracle_kwargs` override them.
+ORACLE_OPTIONS = {"db": {"mode": "sql"}, "os": {"show_work": True}}
+
+
 def source(kind: str, env: str, method: str = "rollout", **kw) -> ml_collections.ConfigDict:
     """One instruction source. `method`: 'rollout' (the teacher plays the task) or 'annotate' (gold actions,
-    teacher-written thoughts). `env_kwargs` go to the environment's constructor; `env_factory`/`oracle`
+    teacher-written thoughts). `env` is a registered environment (agentlm.envs.registry; a config's `env_modules`
+    registers more); `env_kwargs` are its options, `oracle_kwargs` its oracle's; `env_factory`/`oracle`
     ("module:Class") replace the registered ones."""
     fields = dict(kind=kind, env=env, method=method, enabled=True, seed=0, max_rounds=0, env_factory="", oracle="",
-                  env_kwargs={})
+                  env_kwargs={}, oracle_kwargs=dict(ORACLE_OPTIONS.get(env, {})))
     fields.update(kw)
     return ml_collections.ConfigDict(fields)
 
@@ -19,6 +26,7 @@ def base_config(name: str) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.name = name
     c.out_dir = f"data/generated/{name}"
+    c.env_modules = []  # modules (or "module:attr") whose EnvSpecs the run registers, for environments outside agentlm
     c.stages = ("instructions", "rollout", "annotate", "filter", "export")
     c.progress = True
     c.fsync = True

@@ -12,7 +12,8 @@ from typing import Any, Callable
 import ml_collections
 
 from agentlm.envs.base import Task
-from data_pipeline.envs import resolve
+from agentlm.envs import registry
+from agentlm.envs.spec import resolve
 from data_pipeline.pipeline import Run
 from data_pipeline.sources import db_derive, os_derive
 from data_pipeline.store import RecordStore
@@ -57,9 +58,16 @@ def derive_file(source: str, src: ml_collections.ConfigDict) -> list[Task]:
     return [Task(f"{source}_{i:05d}", t.env, t.data, t.split) for i, t in enumerate(tasks)]
 
 
+def derive_env_tasks(source: str, src: ml_collections.ConfigDict) -> list[Task]:
+    """Tasks from the registered environment's own item source (`path`: a file or builtin:..., "" = its default),
+    e.g. generated instances of a tool domain's training templates."""
+    tasks = registry.get(src.env).tasks(src.get("path", ""), src.get("split") or "train")
+    return [Task(f"{source}_{i:05d}", t.env, t.data, t.split) for i, t in enumerate(tasks)]
+
+
 DERIVERS: dict[str, Deriver] = {
     "db_derive": derive_db, "os_derive": derive_os, "household_seeds": derive_household,
-    "sciworld_variations": derive_sciworld, "toy": derive_toy, "file": derive_file,
+    "sciworld_variations": derive_sciworld, "toy": derive_toy, "file": derive_file, "env_tasks": derive_env_tasks,
 }
 
 

@@ -95,6 +95,9 @@ class Run:
 
 
 def open_run(cfg: ml_collections.ConfigDict) -> Run:
+    from data_pipeline.envs import register_env_modules
+
+    register_env_modules(cfg)
     out = pathlib.Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = cfg.teacher

@@ -41,7 +41,8 @@ class StageResult:
 
 def make_env(run: Run, source: str):
     src = run.cfg.sources[source]
-    return env_factory(src.env, src.get("env_factory", ""), **dict(src.get("env_kwargs", {})))()
+    return env_factory(src.env, src.get("env_factory", ""), max_rounds=src.get("max_rounds") or None,
+                       **dict(src.get("env_kwargs", {})))()
 
 
 class EnvPool:
@@ -138,13 +139,13 @@ def rollouts(run: Run) -> StageResult:
     """Plays every rollout-method task not yet played; returns counts for this invocation."""
     items = run.tasks(method="rollout")
     teacher_info = describe_teacher(run.teacher)
-    oracles, envs = OraclePool(), EnvPool(run)
+    oracles, envs = OraclePool(run.cfg), EnvPool(run)
     with RecordStore(run.path("rollouts.jsonl"), fsync=run.cfg.get("fsync", True)) as store:
 
         def play(task: Task, source: str) -> dict[str, Any] | None:
             src = run.cfg.sources[source]
             env = envs.get(source)
-            agent = (OracleTeacher(task.env, oracle=oracles.get(task.env, src.get("oracle", ""))) if run.offline
+            agent = (OracleTeacher(task.env, oracle=oracles.get(source)) if run.offline
                      else TeacherAgent(run.teacher, env, stage="rollout"))
             episode = run_episode(env, agent, task, LoopConfig(max_rounds=src.get("max_rounds") or None))
             if agent.transport_error:

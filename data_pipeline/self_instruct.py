@@ -171,7 +171,7 @@ class OSProposals:
                 "labels": ["self_instruct"], "source": "self_instruct"}
 
     def solver(self):
-        return make_oracle("os")  # runs the solution script and answers with its output
+        return make_oracle("os", show_work=True)  # runs the solution script and answers with its output
 
 
 PROPOSERS = {"db": DBProposals, "os": OSProposals}

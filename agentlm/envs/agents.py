@@ -1,4 +1,5 @@
-"""Agents the loop can drive: an OpenAI-compatible chat endpoint, fixed replies, and each environment's oracle.
+"""Agents the loop can drive: an OpenAI-compatible chat endpoint and fixed replies (each environment's oracle is
+named by its registry entry).
 
 A local model is wrapped elsewhere (agentlm.infer) behind the same `act(conversation, task) -> str` method.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from agentlm.envs.base import Agent, ContextLimitExceeded, Message, Task
+from agentlm.envs.base import ContextLimitExceeded, Message, Task
 
 ROLE = {"human": "user", "gpt": "assistant"}
 
@@ -81,12 +82,6 @@ class ReplayAgent:
     def act(self, conversation: list[Message], task: Task) -> str:
         turn = sum(1 for m in conversation if m["from"] == "gpt" and m.get("loss"))
         return self.replies[min(turn, len(self.replies) - 1)]
-
-
-def oracle_for(env_name: str, **kwargs) -> Agent:
-    """The oracle of an environment (see agentlm.envs.registry)."""
-    from agentlm.envs.registry import oracle
-    return oracle(env_name, **kwargs)
 
 
 def n_agent_turns(conversation: list[Message]) -> int:

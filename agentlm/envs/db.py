@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from agentlm.envs.agents import n_agent_turns
 from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, episode_counts, scored_episodes
 
 MODIFYING = ("INSERT", "UPDATE", "DELETE")
 OBSERVATION_LIMIT = 800
@@ -234,15 +235,24 @@ class DBOracle:
         return f"That gives the answer.\nAction: Answer\nFinal Answer: {json.dumps(answer, ensure_ascii=False)}"
 
 
-def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, float]:
-    """AgentBench's DB score: the mean of SELECT-like, INSERT and UPDATE accuracies (present kinds only)."""
+def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
+    """AgentBench's DB score in percent: the mean of SELECT-like, INSERT and UPDATE accuracies (present kinds
+    only; the accuracies themselves are fractions)."""
     kinds = {t.id: t.data["type"][0] for t in tasks}
     groups: dict[str, list[float]] = {"SELECT": [], "INSERT": [], "UPDATE": []}
-    for ep in episodes:
-        if ep.outcome == Outcome.UNSCORABLE:
-            continue
+    for ep in scored_episodes(episodes):
         kind = kinds.get(ep.task_id, "SELECT")
         groups["SELECT" if kind not in ("INSERT", "UPDATE") else kind].append(ep.reward)
-    acc = {f"{k}_accuracy": sum(v) / len(v) for k, v in groups.items() if v}
-    acc["score"] = sum(acc.values()) / len(acc) if acc else 0.0
-    return acc
+    acc: dict[str, Any] = {f"{k}_accuracy": sum(v) / len(v) for k, v in groups.items() if v}
+    score = 100.0 * sum(acc.values()) / len(acc) if acc else 0.0
+    return {"score": score, **acc, **episode_counts(episodes)}
+
+
+SPEC = EnvSpec(
+    name="db", env=DBEnv, load_tasks=load_tasks, group="held_in", paper_task="DB",
+    metric=Metric("mean of SELECT/INSERT/UPDATE accuracy", aggregate),
+    oracle=DBOracle, oracle_options={"mode": "label"},
+    action_format=ActionFormat(r"^Action:\s*(Operation|Answer)"),
+    options={"backend": "sqlite", "prompt_file": None, "statement_timeout": 5.0, "backend_options": {}},
+    task_formats="AgentBench dbbench items, JSONL or JSON (e.g. dbbench/dev.jsonl)",
+    description="AgentBench DB: SQL over one table per item, sqlite or MariaDB backend")

@@ -22,8 +22,9 @@ import warnings
 from typing import Any, Sequence
 
 from agentlm.envs.agents import n_agent_turns
-from agentlm.envs.base import Environment, Message, StepResult, Task
+from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, scored_episodes, success_rate
 
 KINDS = ("cooking", "treasure", "coin")
 # cooking difficulty presets: rooms, ingredients, and which preparation steps the recipe needs
@@ -216,11 +217,22 @@ class WalkthroughOracle:
         return f"{self.label[0]}: step {turn + 1} of the plan.\n{self.label[1]}: {command}"
 
 
-def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, Any]:
-    by_kind: dict[str, list[float]] = {}
+def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
+    """Success rate in percent (the paper's ALFWorld metric), with the success rate of each game kind."""
+    by_kind: dict[str, list[bool]] = {}
     kinds = {t.id: t.data["kind"] for t in tasks}
-    for e in episodes:
-        by_kind.setdefault(kinds.get(e.task_id, "?"), []).append(e.reward)
-    out = {f"{k}_success": sum(v) / len(v) for k, v in sorted(by_kind.items())}
-    out["score"] = sum(e.reward for e in episodes) / len(episodes) if episodes else 0.0
-    return out
+    for e in scored_episodes(episodes):
+        by_kind.setdefault(kinds.get(e.task_id, "?"), []).append(e.outcome == Outcome.SUCCESS)
+    return {**success_rate(episodes, tasks), **{f"{k}_success": sum(v) / len(v) for k, v in sorted(by_kind.items())}}
+
+
+SPEC = EnvSpec(
+    name="household", env=HouseholdEnv, load_tasks=load_tasks, group="held_in", paper_task="ALFWorld",
+    note="TextWorld household games (cooking, treasure hunter, coin collector) stand in for ALFWorld's games",
+    metric=Metric("success rate", aggregate),
+    oracle=WalkthroughOracle, oracle_options={"style": "act", "game_dir": None},
+    action_format=ActionFormat(r"^\s*(Act|ACTION|Action)\s*:", thought_prefix="Think: "),
+    options={"prompt_file": None, "game_dir": None}, requires=("textworld",), serial_reset=True,
+    default_tasks="builtin:7",
+    task_formats="builtin:N (N generated games of each kind at three levels), or JSONL/JSON of {kind, level, seed}",
+    description="TextWorld household games generated locally, the ALFWorld stand-in")

@@ -23,9 +23,10 @@ import re
 import shutil
 from typing import Any, Sequence
 
-from agentlm.envs.base import Environment, Message, StepResult, Task
+from agentlm.envs.base import Environment, Episode, Message, StepResult, Task
 from agentlm.envs.household import parse_action as parse_act_line
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, episode_counts, scored_episodes
 
 INSTRUCTION = """You are using a web page to complete a task. I show you the task and the page's elements, one per line
 as `[ref] tag "text"` with their values and state, indented under their parents. Each reply holds an optional
@@ -238,11 +239,28 @@ class MiniWoBEnv(Environment):
             self.subdomain = None
 
 
-def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, Any]:
-    by_task: dict[str, list[float]] = {}
+def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
+    """Success rate in percent (the paper's MiniWoB++ metric): an episode succeeds when MiniWoB's raw reward is
+    positive; the time-discounted reward and each task's success rate ride along."""
     names = {t.id: t.data["task"] for t in tasks}
-    for e in episodes:
-        by_task.setdefault(names.get(e.task_id, "?"), []).append(e.reward)
-    out: dict[str, Any] = {f"{k}_success": sum(v) / len(v) for k, v in sorted(by_task.items())}
-    out["score"] = 100 * sum(e.reward for e in episodes) / len(episodes) if episodes else 0.0
-    return out
+    scored = scored_episodes(episodes)
+    ok = [bool(e.info.get("success", e.reward > 0)) for e in scored]
+    rate = sum(ok) / len(ok) if ok else 0.0
+    by_task: dict[str, list[bool]] = {}
+    for e, good in zip(scored, ok):
+        by_task.setdefault(names.get(e.task_id, "?"), []).append(good)
+    discounted = [float(e.info.get("env_reward", 0.0)) for e in scored]
+    return {"score": 100.0 * rate, "success_rate": rate,
+            "mean_env_reward": sum(discounted) / len(discounted) if discounted else 0.0,
+            **{f"{k}_success": sum(v) / len(v) for k, v in sorted(by_task.items())}, **episode_counts(episodes)}
+
+
+SPEC = EnvSpec(
+    name="miniwob", env=MiniWoBEnv, load_tasks=load_tasks, group="held_out", paper_task="MiniWoB++",
+    metric=Metric("success rate", aggregate), oracle="agentlm.envs.miniwob_solvers:ScriptedSolver",
+    action_format=ActionFormat(r"^\s*(Act|ACTION|Action)\s*:", thought_prefix="Think: "),
+    options={"prompt_file": None, "episode_seconds": 600.0}, requires=("gymnasium", "miniwob", "selenium"),
+    check=browser_problem, install_hint="pip install -r requirements.txt; apt-get install chromium chromium-driver",
+    default_tasks="builtin:5",
+    task_formats="builtin:N (N seeds of each task the scripted oracle solves), or JSONL/JSON of {task, seed}",
+    description="MiniWoB++ (held out): web tasks in headless Chromium")

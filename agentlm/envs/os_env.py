@@ -22,6 +22,7 @@ from agentlm.envs.agents import n_agent_turns
 from agentlm.envs.base import Environment, Message, StepResult, Task, TaskUnscorable
 from agentlm.envs.os_sandbox import Sandbox, SandboxLimits
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, success_rate
 
 OUTPUT_LIMIT = 800
 DEFAULT_SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "envs" / "os_scripts"
@@ -286,25 +287,38 @@ def parse_action(text: str) -> tuple[str, str | None] | None:
 
 class OSOracle:
     """Answers match items with the match string; otherwise runs the example script and answers its output
-    (or says finish when the task changes the machine and is checked by a script)."""
+    (or says finish when the task changes the machine and is checked by a script).
 
-    def __init__(self, observation_template: str = DEFAULT_OBSERVATION, scripts_dir: str | None = str(DEFAULT_SCRIPTS)):
+    `show_work=True` (what training data wants) runs the item's example script even where the answer is known,
+    then answers with what it printed, so the trajectory shows the shell use rather than a one-turn answer.
+    `prompt_file` is the environment's: the oracle strips the same observation wrapper from the output."""
+
+    def __init__(self, prompt_file: str | None = None, scripts_dir: str | None = str(DEFAULT_SCRIPTS),
+                 show_work: bool = False, observation_template: str | None = None):
+        if observation_template is None:
+            observation_template = load_scaffold(prompt_file).observation_template if prompt_file \
+                else DEFAULT_OBSERVATION
         self.prefix, _, self.suffix = observation_template.partition("{observation}")
         self.scripts_dir = pathlib.Path(scripts_dir) if scripts_dir else None
+        self.show_work = show_work
+
+    def _example_code(self, task: Task) -> str | None:
+        example = _script_spec(task.data["evaluation"].get("example", task.data.get("example")))
+        if not example:
+            return None
+        code = example.get("code")
+        if code is None and self.scripts_dir and (self.scripts_dir / example["file"]).is_file():
+            code = (self.scripts_dir / example["file"]).read_text(encoding="utf-8")
+        return code
 
     def act(self, conversation: list[Message], task: Task) -> str:
         ev, turn = task.data["evaluation"], n_agent_turns(conversation)
-        if "match" in ev:
+        code = self._example_code(task)
+        if "match" in ev and not (self.show_work and code is not None):
             return f"Think: I know this one.\n\nAct: answer({ev['match']})"
-        example = _script_spec(ev.get("example", task.data.get("example")))
-        code = None
-        if example:
-            code = example.get("code")
-            if code is None and self.scripts_dir and (self.scripts_dir / example["file"]).is_file():
-                code = (self.scripts_dir / example["file"]).read_text(encoding="utf-8")
         if turn == 0 and code is not None:
             return f"Think: This script solves it.\n\nAct: bash\n\n```bash\n{code.strip()}\n```"
-        if not isinstance(ev.get("check"), list):
+        if not isinstance(ev.get("check"), list) and not self.show_work:
             return "Think: Done.\n\nAct: finish"
         out = conversation[-1]["value"]
         if out.startswith(self.prefix):
@@ -314,7 +328,23 @@ class OSOracle:
         return f"Think: The output is the answer.\n\nAct: answer({out.strip()})"
 
 
-def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, float]:
-    scored = [e for e in episodes if e.outcome.value != "unscorable"]
-    return {"score": sum(e.reward for e in scored) / len(scored) if scored else 0.0,
-            "scored": len(scored), "unscorable": len(episodes) - len(scored)}
+def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, Any]:
+    """The paper's OS score: success rate in percent over the items that can be judged here (an item whose check
+    script is missing is counted apart)."""
+    return success_rate(episodes, tasks)
+
+
+def _sandbox_problem() -> str | None:
+    from agentlm.envs.os_sandbox import bwrap_available
+    return bwrap_available()
+
+
+SPEC = EnvSpec(
+    name="os", env=OSEnv, load_tasks=load_tasks, group="held_in", paper_task="OS",
+    metric=Metric("success rate", aggregate),
+    oracle=OSOracle, oracle_options={"prompt_file": None, "scripts_dir": str(DEFAULT_SCRIPTS), "show_work": False},
+    action_format=ActionFormat(r"^Act:", thought_prefix="Think: ", separator="\n\n"),
+    options={"prompt_file": None, "scripts_dir": str(DEFAULT_SCRIPTS), "sandbox_dir": None},
+    executables=("bwrap",), check=_sandbox_problem, install_hint="apt-get install bubblewrap (make install)",
+    task_formats="AgentBench os_interaction items, JSON list or JSONL (e.g. os_interaction/dev.json)",
+    description="AgentBench OS interaction: bash in a bubblewrap sandbox, checked by answer or check scripts")

@@ -7,7 +7,8 @@ defines it. The table is filled, on first use, from
 - the Python entry-point group `agentlm.envs` (an installed package adds environments with no edit here:
   `[project.entry-points."agentlm.envs"] my_env = "my_pkg.my_env:SPEC"`),
 - the "module:attr" or "module" references in the `AGENTLM_ENVS` environment variable (comma-separated),
-and by `register(spec)` / `register_from("module:attr")` calls (a config's `env_modules` list goes there).
+and by `register(spec)` / `register_from("module:attr")` calls (a config's `env_modules` list goes through
+`register_modules`: configs/eval/agent.py and every data_pipeline config have one).
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ import importlib.metadata
 import logging
 import os
 import threading
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
-from agentlm.envs.base import Environment, Episode, Task
 from agentlm.envs.spec import EnvSpec, resolve
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,13 @@ ENTRY_POINT_GROUP = "agentlm.envs"
 ENV_VAR = "AGENTLM_ENVS"
 BUILTIN: tuple[str, ...] = (
     # one module per line; each defines SPEC or SPECS
+    "agentlm.envs.db",
+    "agentlm.envs.os_env",
+    "agentlm.envs.household",
+    "agentlm.envs.sciworld",
+    "agentlm.envs.miniwob",
+    "agentlm.envs.domains.back_office",
+    "agentlm.envs.domains.triage",
 )
 
 _SPECS: dict[str, EnvSpec] = {}
@@ -62,6 +69,7 @@ def _specs_of(obj: Any, ref: str) -> list[EnvSpec]:
 
 def register_from(ref: str) -> list[EnvSpec]:
     """Registers the spec(s) named by "module:attr", or a module's `SPEC` / `SPECS`."""
+    _load()  # the built-in entries first, so a clash names both sides
     if ":" in ref:
         obj = resolve(ref)
     else:
@@ -73,6 +81,11 @@ def register_from(ref: str) -> list[EnvSpec]:
         if obj is None:
             raise ValueError(f"environment module {ref!r} defines neither SPEC nor SPECS")
     return [register(s, origin=ref) for s in _specs_of(obj, ref)]
+
+
+def register_modules(refs: Iterable[str]) -> list[str]:
+    """Registers every "module" or "module:attr" of a config's `env_modules` list; returns the names they hold."""
+    return [spec.name for ref in refs for spec in register_from(str(ref))]
 
 
 def _load() -> None:
@@ -110,43 +123,3 @@ def names(group: str | None = None) -> list[str]:
 def specs() -> dict[str, EnvSpec]:
     _load()
     return dict(_SPECS)
-
-
-# -- legacy table, read by consumers not yet moved to specs (issue 14 removes it) -------------------------------
-
-ENVS = {
-    # name: (module, environment class, oracle class)
-    "db": ("agentlm.envs.db", "DBEnv", "DBOracle"),
-    "os": ("agentlm.envs.os_env", "OSEnv", "OSOracle"),
-    "household": ("agentlm.envs.household", "HouseholdEnv", "WalkthroughOracle"),
-    "sciworld": ("agentlm.envs.sciworld", "SciWorldEnv", "GoldPathOracle"),
-    "miniwob": ("agentlm.envs.miniwob", "MiniWoBEnv", None),
-    # tool-use domains (agentlm.envs.tools; more in agentlm.envs.domains.DOMAINS)
-    "back_office": ("agentlm.envs.domains.back_office", "Env", "Oracle"),
-    "triage": ("agentlm.envs.domains.triage", "Env", "Oracle"),
-}
-
-
-def _module(name: str):
-    if name not in ENVS:
-        raise ValueError(f"unknown environment {name!r}; choose from {sorted(ENVS)}")
-    return importlib.import_module(ENVS[name][0])
-
-
-def env_class(name: str) -> type[Environment]:
-    return getattr(_module(name), ENVS[name][1])
-
-
-def load_tasks(name: str, spec: str, split: str = "dev") -> list[Task]:
-    return _module(name).load_tasks(spec, split=split)
-
-
-def aggregate(name: str, episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
-    return _module(name).aggregate(episodes, tasks)
-
-
-def oracle(name: str, **kwargs):
-    if name == "miniwob":
-        from agentlm.envs.miniwob_solvers import ScriptedSolver
-        return ScriptedSolver()
-    return getattr(_module(name), ENVS[name][2])(**kwargs)

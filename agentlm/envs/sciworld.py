@@ -16,9 +16,10 @@ import threading
 from typing import Any, Sequence
 
 from agentlm.envs.agents import n_agent_turns
-from agentlm.envs.base import Environment, Message, StepResult, Task
+from agentlm.envs.base import Environment, Episode, Message, StepResult, Task
 from agentlm.envs.household import parse_action
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, mean_reward, scored_episodes
 
 INSTRUCTION = """You are doing a science experiment in a simulated world of rooms, objects, substances, plants and animals.
 I give you the task and describe what you see; you act one step at a time and I tell you what happens. Each
@@ -156,8 +157,25 @@ class GoldPathOracle:
             self.sim = None
 
 
-def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, float]:
-    """The paper's SciWorld score: mean of score/100 (in percent), plus the share of tasks completed."""
-    n = len(episodes)
-    return {"score": 100 * sum(e.reward for e in episodes) / n if n else 0.0,
-            "completed": sum(e.reward >= 1.0 for e in episodes) / n if n else 0.0}
+def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
+    """The paper's SciWorld score: the mean of ScienceWorld's 0-100 score (the reward in [0, 1] times 100),
+    plus the share of tasks completed."""
+    scored = scored_episodes(episodes)
+    n = len(scored) or 1
+    return {**mean_reward(episodes, tasks), "completed": sum(e.reward >= 1.0 for e in scored) / n}
+
+
+def _java_problem() -> str | None:
+    import shutil
+    return None if shutil.which("java") else "ScienceWorld needs a Java runtime (apt-get install default-jre-headless)"
+
+
+SPEC = EnvSpec(
+    name="sciworld", env=SciWorldEnv, load_tasks=load_tasks, group="held_out", paper_task="SciWorld",
+    metric=Metric("mean score (0-100)", aggregate), oracle=GoldPathOracle,
+    action_format=ActionFormat(r"^\s*(Act|ACTION|Action)\s*:", thought_prefix="Think: "),
+    options={"prompt_file": None, "simplification": ""}, requires=("scienceworld",), check=_java_problem,
+    default_tasks="builtin:dev:1",
+    task_formats="builtin:SPLIT:K (the first K variations of each of the 30 task types), or JSONL/JSON of "
+                 "{task, variation[, gold]}",
+    description="ScienceWorld (held out): 30 science task types in a Java simulator")

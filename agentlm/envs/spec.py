@@ -8,14 +8,18 @@ costs no import of the environment's heavy dependencies (Java, a browser, TextWo
 inside it.
 
 Options: `options` maps each constructor keyword the environment exposes to its default. The same names form the
-environment's section of the evaluation config (`config.<name>.<option>`), `envs.run --option key=value`, and a
-pipeline source's `env_kwargs`. `oracle_options` are the oracle's; an option named in both gets one value.
+environment's section of the evaluation config (`config.<name>.<option>`, next to the `SECTION_FIELDS` every
+environment has), `envs.run --option key=value`, and a pipeline source's `env_kwargs`. `oracle_options` are the
+oracle's; an option named in both gets one value. `max_rounds` is not an option: every environment has the
+attribute, so `make_env(max_rounds=N)` passes it to a constructor that takes it and sets it otherwise.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import re
 import shutil
 import threading
@@ -24,6 +28,9 @@ from typing import Any, Callable, Mapping, Sequence
 from agentlm.envs.base import Environment, Episode, Outcome, Task
 
 GROUPS = ("held_in", "held_out", "new_domain", "generator")
+# Fields of an environment's config section that are not constructor options: the item source, its split, how
+# many items (0 = all), and the round limit (0 = the environment's own).
+SECTION_FIELDS = ("data_file", "split", "limit", "max_rounds")
 
 
 class MissingDependency(RuntimeError):
@@ -82,7 +89,8 @@ def scored_episodes(episodes: Sequence[Episode]) -> list[Episode]:
     return [e for e in episodes if e.outcome != Outcome.UNSCORABLE]
 
 
-def _counts(episodes: Sequence[Episode]) -> dict[str, int]:
+def episode_counts(episodes: Sequence[Episode]) -> dict[str, int]:
+    """How many episodes count, and how many were set apart as unscorable (every metric reports both)."""
     scored = scored_episodes(episodes)
     return {"scored": len(scored), "unscorable": len(episodes) - len(scored)}
 
@@ -90,7 +98,7 @@ def _counts(episodes: Sequence[Episode]) -> dict[str, int]:
 def success_rate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
     scored = scored_episodes(episodes)
     rate = sum(e.outcome == Outcome.SUCCESS for e in scored) / len(scored) if scored else 0.0
-    return {"score": 100.0 * rate, "success_rate": rate, **_counts(episodes)}
+    return {"score": 100.0 * rate, "success_rate": rate, **episode_counts(episodes)}
 
 
 def mean_reward(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
@@ -98,7 +106,7 @@ def mean_reward(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str,
     n = len(scored) or 1
     mean = sum(e.reward for e in scored) / n
     return {"score": 100.0 * mean, "mean_reward": mean,
-            "success_rate": sum(e.outcome == Outcome.SUCCESS for e in scored) / n, **_counts(episodes)}
+            "success_rate": sum(e.outcome == Outcome.SUCCESS for e in scored) / n, **episode_counts(episodes)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +160,7 @@ class EnvSpec:
             raise ValueError(f"environment {self.name!r}: group {self.group!r} is not one of {GROUPS}")
         for field in ("options", "oracle_options"):
             for key in getattr(self, field):
-                if key in ("data_file", "split", "limit", "max_rounds"):
+                if key in SECTION_FIELDS:
                     raise ValueError(f"environment {self.name!r}: {field} may not use the reserved name {key!r}")
 
     # -- dependencies --------------------------------------------------------------------------------------------
@@ -180,24 +188,76 @@ class EnvSpec:
                              f"{sorted(set(self.options) | set(self.oracle_options)) or 'none'}")
         return {k: given.get(k, default) for k, default in declared.items()}
 
-    def make_env(self, **options) -> Environment:
-        self.require()
-        return resolve(self.env)(**self._pick(self.options, options))
+    def make_env(self, *, max_rounds: int | None = None, **options) -> Environment:
+        return self.env_factory(max_rounds=max_rounds, **options)()
 
-    def env_factory(self, **options) -> Callable[[], Environment]:
+    def env_factory(self, *, max_rounds: int | None = None, **options) -> Callable[[], Environment]:
         """A zero-argument constructor (the loop builds one environment per worker thread)."""
         self.require()
         cls, kwargs = resolve(self.env), self._pick(self.options, options)
+        takes_rounds = max_rounds and "max_rounds" in _parameters(cls)
+        if takes_rounds:
+            kwargs["max_rounds"] = max_rounds
+
+        def build() -> Environment:
+            env = cls(**kwargs)
+            if max_rounds and not takes_rounds:
+                env.max_rounds = max_rounds
+            return env
+
         if self.serial_reset:
             lock = _RESET_LOCKS.setdefault(self.name, threading.Lock())
-            return lambda: SerialReset(cls(**kwargs), lock)
-        return lambda: cls(**kwargs)
+            return lambda: SerialReset(build(), lock)
+        return build
 
     def make_oracle(self, **options):
         if self.oracle is None:
             raise ValueError(f"environment {self.name!r} has no oracle")
         self.require()
         return resolve(self.oracle)(**self._pick(self.oracle_options, options))
+
+    # -- configuration -------------------------------------------------------------------------------------------
+
+    def section_defaults(self) -> dict[str, Any]:
+        """This environment's section of the evaluation config: `SECTION_FIELDS` plus every option, with None
+        written as "" (a command-line override needs a typed default; "" means "the declared default")."""
+        fields: dict[str, Any] = {"data_file": self.default_tasks, "split": self.split, "limit": 0, "max_rounds": 0}
+        for key, value in {**self.oracle_options, **self.options}.items():
+            fields[key] = "" if value is None else value
+        return fields
+
+    def options_from(self, section: Mapping[str, Any]) -> dict[str, Any]:
+        """The options a config section sets (its "" entries keep the declared defaults); pass the result to
+        `make_env` and `make_oracle` alike, each takes its own."""
+        out = {}
+        for key in {**self.oracle_options, **self.options}:
+            value = section.get(key, "")
+            if value != "":
+                out[key] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+    def parse_option(self, key: str, text: str) -> Any:
+        """`text` (from `--option key=text`) as a value of the option's declared type."""
+        declared = {**self.oracle_options, **self.options}
+        if key not in declared:
+            raise ValueError(f"environment {self.name!r}: unknown option {key!r}; it takes "
+                             f"{sorted(declared) or 'none'}")
+        default = declared[key]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise ValueError("expected a boolean")
+                return text.lower() in ("1", "true", "yes", "on")
+            if isinstance(default, (int, float)):
+                return type(default)(text)
+            if isinstance(default, (dict, list, tuple)):
+                value = ast.literal_eval(text)
+                if not isinstance(value, type(default)):
+                    raise ValueError(f"expected a {type(default).__name__}")
+                return value
+        except (ValueError, SyntaxError) as e:
+            raise ValueError(f"environment {self.name!r}: option {key}={text!r}: {e}") from None
+        return text
 
     def tasks(self, source: str = "", split: str | None = None) -> list[Task]:
         source = source or self.default_tasks
@@ -213,6 +273,13 @@ class EnvSpec:
 
 
 _RESET_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _parameters(cls) -> set[str]:
+    try:
+        return set(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):  # a builtin or C-implemented callable: pass nothing it may not take
+        return set()
 
 
 class SerialReset:

@@ -8,7 +8,7 @@ r"""Agent evaluation: run a model on the held-in and held-out agent tasks, greed
 `--model` is an OpenAI-compatible base URL, a checkpoint directory (evaluated in this process), or "oracle".
 For each task the environments' loop (agentlm.envs.loop) plays every item; transcripts (AgentInstruct rows plus
 reward and outcome) go to <out>/agent/<task>/episodes.jsonl, and a rerun skips the items already there. The
-summary (<out>/agent/summary.json) has per-task scores with the paper's metrics (agentlm.eval.agent_tasks), the
+summary (<out>/agent/summary.json) has per-task scores with each environment's metric (its registry entry), the
 held-in / held-out overall scores with the paper's normalisers over the tasks that ran, and the error analysis:
 the fraction of episodes ending in an invalid action, a repeated action, the round limit or the context limit.
 """
@@ -21,18 +21,37 @@ import time
 
 from absl import app, flags
 
-from agentlm.envs import loop
-from agentlm.eval import agent_tasks, cli, paper
+from agentlm.envs import loop, registry
+from agentlm.envs.base import Episode
+from agentlm.envs.spec import scored_episodes
+from agentlm.eval import agent_config, cli, paper
 from agentlm.eval.records import write_json
 
 log = logging.getLogger(__name__)
+
+ERROR_OUTCOMES = ("invalid_action", "repeated_action", "round_limit", "context_limit", "error")
+
+
+def error_rates(episodes: list[Episode]) -> dict:
+    """Fraction of scored episodes ending in each of the paper's elementary mistakes (and harness errors)."""
+    scored = scored_episodes(episodes)
+    n = len(scored) or 1
+    return {kind: sum(e.outcome.value == kind for e in scored) / n for kind in ERROR_OUTCOMES}
+
+
+def section(config, task: str):
+    """The task's config section (a default one for an environment registered after the config was built)."""
+    if task not in config:
+        agent_config.add_env_sections(config)
+    return config[task]
 
 
 def make_agent(config, task: str):
     """The agent for one task from config.model (URL, checkpoint directory or "oracle")."""
     spec = config.model
     if spec == "oracle":
-        return agent_tasks.get(task).make_oracle(config[task])
+        env = registry.get(task)
+        return env.make_oracle(**env.options_from(section(config, task)))
     if spec.startswith(("http://", "https://")):
         from agentlm.envs.agents import OpenAIChatAgent
 
@@ -81,28 +100,37 @@ def model_label(config) -> str:
     return config.label or ("oracle" if config.model == "oracle" else config.model_name or config.model)
 
 
+def load_items(task: str, config) -> list:
+    spec, sec = registry.get(task), section(config, task)
+    if not (sec.get("data_file") or spec.default_tasks):
+        raise ValueError(f"agent task {task!r}: set config.{task}.data_file ({spec.task_formats or 'its item file'})")
+    items = spec.tasks(sec.get("data_file", ""), sec.get("split") or None)
+    limit = int(sec.get("limit") or 0)
+    return items[:limit] if limit else items
+
+
 def evaluate_task(task: str, config, out_dir: pathlib.Path, agent=None) -> dict:
     """Plays (or resumes) every item of one task and returns its summary."""
-    spec = agent_tasks.get(task)
-    section = config[task]
-    tasks = spec.load(section)
+    spec, sec = registry.get(task), section(config, task)
+    tasks = load_items(task, config)
+    max_rounds = sec.get("max_rounds") or None
+    env_factory = spec.env_factory(max_rounds=max_rounds, **spec.options_from(sec))
     agent = agent or make_agent(config, task)
-    loop_config = loop.LoopConfig(max_rounds=section.get("max_rounds") or None,
-                                  context_tokens=config.context_tokens or None)
+    loop_config = loop.LoopConfig(max_rounds=max_rounds, context_tokens=config.context_tokens or None)
     task_dir = out_dir / task
     start = time.time()
-    episodes = loop.run_tasks(lambda: spec.make_env(section), agent, tasks, loop_config, workers=config.workers,
+    episodes = loop.run_tasks(env_factory, agent, tasks, loop_config, workers=config.workers,
                               out=task_dir / "episodes.jsonl", resume=True, progress=True)
     scored = spec.score(episodes, tasks)
     outcomes: dict[str, int] = {}
     for e in episodes:
         outcomes[e.outcome.value] = outcomes.get(e.outcome.value, 0) + 1
-    summary = {"task": task, "paper_task": paper.TASK_TO_PAPER[task], "metric": spec.metric, "n": len(episodes),
-               **scored, "errors": agent_tasks.error_rates(episodes), "outcomes": outcomes,
+    summary = {"task": task, "paper_task": spec.paper_task or task, "metric": spec.metric.name, "n": len(episodes),
+               **scored, "errors": error_rates(episodes), "outcomes": outcomes,
                "mean_rounds": sum(e.rounds for e in episodes) / len(episodes) if episodes else 0.0,
                "seconds": round(time.time() - start, 1)}
-    if task in paper.STAND_INS:
-        summary["note"] = paper.STAND_INS[task]
+    if spec.note:
+        summary["note"] = spec.note
     write_json(task_dir / "summary.json", summary)
     return summary
 
@@ -110,7 +138,7 @@ def evaluate_task(task: str, config, out_dir: pathlib.Path, agent=None) -> dict:
 def parse_tasks(spec: str) -> list[str]:
     names = [t.strip() for t in spec.split(",") if t.strip()]
     for name in names:
-        agent_tasks.get(name)
+        registry.get(name)
     if not names:
         raise ValueError("no agent task given (--tasks db,os,...)")
     return names
@@ -119,6 +147,7 @@ def parse_tasks(spec: str) -> list[str]:
 def run(config) -> dict:
     if not config.model:
         raise ValueError("set --model (endpoint URL, checkpoint directory or 'oracle')")
+    registry.register_modules(config.get("env_modules") or ())
     if config.model.startswith(("http://", "https://")) and not config.model_name:
         config.model_name = _served_model(config.model, config.api_key)  # also names the model in reports
     out_dir = pathlib.Path(config.out) / "agent"
@@ -141,9 +170,9 @@ def run(config) -> dict:
 
 def _define_flags():
     # Defined only when run as a program, so importing this module registers no global flags.
-    config = cli.define_config("agent.py")
+    config = cli.define_config(agent_config.__file__)
     flags.DEFINE_string("model", None, "endpoint base URL (.../v1), checkpoint directory, or 'oracle'")
-    flags.DEFINE_string("tasks", None, f"comma-separated subset of {','.join(agent_tasks.TASKS)}")
+    flags.DEFINE_string("tasks", None, "comma-separated registered environments (default: config.tasks)")
     flags.DEFINE_string("out", None, "output directory (transcripts, summary, report)")
     return config
 

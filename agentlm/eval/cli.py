@@ -13,9 +13,11 @@ from ml_collections import config_flags
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def define_config(default_name: str):
-    """`--config`, defaulting to configs/eval/<default_name> of this checkout."""
-    return config_flags.DEFINE_config_file("config", str(REPO / "configs" / "eval" / default_name),
+def define_config(default: str):
+    """`--config`, defaulting to the config file `default`: an absolute path (a module of the package that builds
+    the default in code), or a name under configs/eval/ of this checkout."""
+    path = default if pathlib.Path(default).is_absolute() else str(REPO / "configs" / "eval" / default)
+    return config_flags.DEFINE_config_file("config", path,
                                            "ml_collections config file; override fields with --config.key=value")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
+from agentlm.envs import registry
+
 MODELS = ("GPT-3.5", "GPT-4", "Llama-2-7B-chat", "Llama-2-13B-chat", "Llama-2-70B-chat",
           "AgentLM-7B", "AgentLM-13B", "AgentLM-70B")
 
@@ -52,15 +54,30 @@ PUBLISHED_OVERALLS = {
     "general": (1.15, 1.53, 0.63, 0.74, 0.95, 0.62, 0.69, 0.96),
 }
 
-# Our task keys -> the paper's task names. Household runs TextWorld games as the local stand-in for ALFWorld
-# (ALFWorld's game files cannot be fetched here), so its score is compared against ALFWorld's row and normaliser.
-TASK_TO_PAPER = {
-    "db": "DB", "os": "OS", "household": "ALFWorld", "sciworld": "SciWorld", "miniwob": "MiniWoB++",
-    "mmlu": "MMLU", "humaneval": "HumanEval", "gsm8k": "GSM8K", "mt_bench": "MT-Bench",
-    # Tool-use domains (agentlm.envs.domains) are not in the paper: reported without a paper reference, in no overall.
-    "back_office": "back_office", "triage": "triage",
-}
-STAND_INS = {"household": "TextWorld household games stand in for ALFWorld"}
+# The general benchmarks' keys -> the paper's names. Agent tasks come from the environment registry: each EnvSpec
+# names its paper row (`paper_task`) and what stands in for the paper's setting (`note`); an environment that is
+# not in the paper (the tool-use domains) maps to its own name, is reported without a paper reference and counts in
+# no overall.
+GENERAL_TASKS = {"mmlu": "MMLU", "humaneval": "HumanEval", "gsm8k": "GSM8K", "mt_bench": "MT-Bench"}
+
+
+def task_to_paper() -> dict[str, str]:
+    """Our task keys (registered environments and general benchmarks) -> the paper's task names."""
+    return {**{name: spec.paper_task or name for name, spec in registry.specs().items()}, **GENERAL_TASKS}
+
+
+def stand_ins() -> dict[str, str]:
+    """Task key -> why its score is not the paper's setting (e.g. TextWorld games standing in for ALFWorld)."""
+    return {name: spec.note for name, spec in registry.specs().items() if spec.note}
+
+
+def __getattr__(name: str):
+    # TASK_TO_PAPER and STAND_INS read the registry when asked, so environments registered later are included.
+    if name == "TASK_TO_PAPER":
+        return task_to_paper()
+    if name == "STAND_INS":
+        return stand_ins()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def paper_row(model: str) -> dict[str, float]:
@@ -100,10 +117,12 @@ def overalls(scores: Mapping[str, float]) -> dict[str, dict]:
 
 
 def to_paper_names(scores: Mapping[str, float]) -> dict[str, float]:
-    """Maps our task keys (db, os, household, mmlu, ...) to the paper's names; unknown keys raise."""
-    out = {}
-    for key, value in scores.items():
-        if key not in TASK_TO_PAPER:
-            raise KeyError(f"task {key!r} has no counterpart in the paper's table; known: {', '.join(TASK_TO_PAPER)}")
-        out[TASK_TO_PAPER[key]] = value
+    """Maps our task keys (db, os, household, mmlu, ...) to the paper's names; unknown keys raise. When a stand-in
+    and the real task both ran (household and alfworld), the real one's score is the paper row's."""
+    names, notes = task_to_paper(), stand_ins()
+    out: dict[str, float] = {}
+    for key in sorted(scores, key=lambda k: k not in notes):  # stand-ins first, so a real task overwrites them
+        if key not in names:
+            raise KeyError(f"task {key!r} has no counterpart in the paper's table; known: {', '.join(names)}")
+        out[names[key]] = scores[key]
     return out

@@ -9,7 +9,7 @@ The teacher plays generated instances of the domain's training templates (the he
 teacher_protocol=function_calling the teacher is asked over OpenAI function calling and its trajectories are
 recorded in the text action format, like every other source.
 """
-from agentlm.envs.tools.pipeline import domain_source
+from data_pipeline.domains import domain_source
 from data_pipeline.defaults import base_config
 
 

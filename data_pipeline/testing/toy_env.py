@@ -10,6 +10,7 @@ import random
 import re
 
 from agentlm.envs.base import Environment, Message, StepResult, Task
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, success_rate
 
 INSTRUCTION = ("You solve small arithmetic tasks. Reply with a short thought, then either `Action: Look` to see the "
                "numbers or `Action: Answer` followed by a line `Final Answer: <number>`.")
@@ -62,3 +63,18 @@ class ToyOracle:
         if not any(m["from"] == "gpt" and m.get("loss") for m in conversation):
             return "I cannot see the numbers yet.\nAction: Look"
         return f"Adding them up.\nAction: Answer\nFinal Answer: {task.data['a'] + task.data['b']}"
+
+
+def load_tasks(source: str, split: str = "train") -> list[Task]:
+    """"builtin:N[:SEED]" -> `make_tasks(N, SEED)`."""
+    kind, _, rest = source.partition(":")
+    n, _, seed = rest.partition(":")
+    if kind != "builtin" or not n.isdigit() or (seed and not seed.isdigit()):
+        raise ValueError(f"toy tasks {source!r}: expected builtin:N[:SEED]")
+    return make_tasks(int(n), int(seed or 0))
+
+
+SPEC = EnvSpec(name="toy", env=ToyEnv, load_tasks=load_tasks, group="generator", oracle=ToyOracle,
+               metric=Metric("success rate", success_rate), action_format=ActionFormat(r"^Action:"),
+               default_tasks="builtin:8", task_formats="builtin:N[:SEED]",
+               description="the pipeline tests' two-step arithmetic world")

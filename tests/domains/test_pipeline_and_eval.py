@@ -6,7 +6,8 @@ import json
 
 from agentlm.configfile import load_config_file
 from agentlm.envs.tools import Domain, FunctionCallingOracle, Verdict, load_tasks
-from agentlm.envs.tools.pipeline import domain_source, load_task_spec
+from agentlm.envs import registry
+from data_pipeline.domains import domain_source
 from agentlm.envs.tools.text_protocol import parse_reply
 from data_pipeline.defaults import base_config
 from data_pipeline.export import to_agentinstruct
@@ -66,9 +67,10 @@ def test_toy_domain_through_the_whole_pipeline(tmp_path):
     rows[4]["solution"][1]["args"]["qty"] = 99  # a wrong gold plan: the filter must drop its trajectory
     tasks.write_text("".join(json.dumps(r) + "\n" for r in rows))
     ref = "tests.domains.test_pipeline_and_eval:TOY"
-    assert len(load_task_spec(f"{ref}::{tasks}")) == 5
     out = tmp_path / "run"
-    summary = run_stages(_config(out, toy=domain_source(ref, tasks=str(tasks))))
+    toy = domain_source(ref, tasks=str(tasks))  # registers the domain as the environment "toy_shop"
+    assert len(registry.get("toy_shop").tasks(str(tasks), "train")) == 5
+    summary = run_stages(_config(out, toy=toy))
     assert summary["rollout"]["done"] == 5 and summary["filter"]["total"]["kept"] == 4
     report = json.loads((out / "filter_report.json").read_text())
     assert report["sources"]["toy"]["rejected"] == {"below_threshold": 1}

@@ -98,7 +98,7 @@ def test_oracle_full_score_through_loop(tmp_path):
     eps = run_tasks(lambda: db.DBEnv(), db.DBOracle(), tasks, workers=2, out=out, progress=False)
     assert [e.task_id for e in eps] == [t.id for t in tasks]
     assert all(e.outcome == Outcome.SUCCESS for e in eps), [(e.task_id, e.outcome, e.info) for e in eps if e.reward < 1]
-    assert db.aggregate(eps, tasks)["score"] == 1.0
+    assert db.aggregate(eps, tasks)["score"] == 100.0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == [t.id for t in tasks]
     assert rows[0]["conversations"][-1]["from"] == "gpt" and rows[0]["conversations"][-1]["loss"] is True

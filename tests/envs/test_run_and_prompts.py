@@ -15,7 +15,7 @@ def test_run_db_oracle_cli(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "score" in printed and "success                    60" in printed
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["scores"]["score"] == 1.0 and summary["outcomes"]["success"] == 60
+    assert summary["scores"]["score"] == 100.0 and summary["outcomes"]["success"] == 60
     rows = [json.loads(x) for x in (tmp_path / "db.jsonl").read_text().splitlines()]
     assert len(rows) == 60 and {"id", "conversations", "reward", "outcome", "rounds"} <= set(rows[0])
     with pytest.raises(SystemExit):

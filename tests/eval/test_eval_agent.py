@@ -25,12 +25,12 @@ def _config(tmp_path, **overrides):
 
 @pytest.mark.parametrize("mode", ["label", "sql"])
 def test_db_oracle_matches_envs_oracle_score(tmp_path, mode):
-    config = _config(tmp_path, model="oracle", tasks="db", workers=2, **{"db.oracle_mode": mode})
+    config = _config(tmp_path, model="oracle", tasks="db", workers=2, **{"db.mode": mode})
     summary = agent.run(config)
     # The environments' own evaluation of the same oracle.
     tasks = db.load_tasks(config.db.data_file)
     episodes = loop.run_tasks(lambda: db.DBEnv(), db.DBOracle(mode=mode), tasks, workers=2, progress=False)
-    expected = 100.0 * db.aggregate(episodes, tasks)["score"]
+    expected = db.aggregate(episodes, tasks)["score"]
     got = summary["tasks"]["db"]
     assert got["score"] == pytest.approx(expected)
     assert got["n"] == 60 and got["scored"] == 60
@@ -89,7 +89,7 @@ def test_report_from_agent_run(tmp_path):
 
 
 def test_unknown_task_and_missing_data_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown agent task 'webshop'"):
+    with pytest.raises(ValueError, match="unknown environment 'webshop'"):
         agent.parse_tasks("db,webshop")
     config = _config(tmp_path, model="oracle", tasks="os")
     with pytest.raises(ValueError, match=r"config.os.data_file"):
@@ -137,7 +137,7 @@ def test_household_oracle_matches_envs_with_parallel_episodes(tmp_path):
     got, episodes, tasks = _oracle_vs_envs(tmp_path, "household", rows, household, household.HouseholdEnv,
                                            household.WalkthroughOracle(), workers=3)
     assert got["errors"]["error"] == 0.0  # TextWorld resets are serialised: parallel workers do not collide
-    assert got["score"] == pytest.approx(100.0 * household.aggregate(episodes, tasks)["score"]) == 100.0
+    assert got["score"] == pytest.approx(household.aggregate(episodes, tasks)["score"]) == 100.0
     assert got["n"] == 6
 
 

@@ -101,7 +101,7 @@ def test_annotation_keeps_actions_and_rejects_thoughts_that_smuggle_actions(tmp_
         if tid == sneaky_id:
             continue
         assert row["outcome"] == "success" and row["info"]["replayed"]
-        gold = run_episode(env_factory("db")(), make_oracle("db"), by_id[tid])
+        gold = run_episode(env_factory("db")(), make_oracle("db", mode="sql"), by_id[tid])
         assert trajectory_actions(Episode.from_row(row), "db") == trajectory_actions(gold, "db")
         thoughts = [t["value"].split("\nAction:")[0] for t in row["conversations"] if t["from"] == "gpt" and t["loss"]]
         assert set(thoughts) == {"The table holds what I need, so I query it."}

@@ -255,7 +255,7 @@ DOMAIN = Domain(
                TaskTemplate("top_pending", TEST, _ticketed(top_pending))],
     max_rounds=20)
 
-# agentlm.envs.registry entry points (python -m agentlm.envs.run --env back_office --tasks builtin:test --agent oracle)
-from agentlm.envs.tools import registry_api  # noqa: E402 -- needs DOMAIN defined above
+# the registry entry (python -m agentlm.envs.run --env back_office --tasks builtin:test --agent oracle)
+from agentlm.envs.tools.env_spec import domain_spec  # noqa: E402 -- needs DOMAIN defined above
 
-Env, Oracle, load_tasks, aggregate = registry_api("back_office")
+SPEC = domain_spec(DOMAIN)

@@ -291,7 +291,7 @@ DOMAIN = Domain(
                TaskTemplate("retriage", TEST, retriage)],
     max_rounds=20)
 
-# agentlm.envs.registry entry points (python -m agentlm.envs.run --env triage --tasks builtin:test --agent oracle)
-from agentlm.envs.tools import registry_api  # noqa: E402 -- needs DOMAIN defined above
+# the registry entry (python -m agentlm.envs.run --env triage --tasks builtin:test --agent oracle)
+from agentlm.envs.tools.env_spec import domain_spec  # noqa: E402 -- needs DOMAIN defined above
 
-Env, Oracle, load_tasks, aggregate = registry_api("triage")
+SPEC = domain_spec(DOMAIN)

@@ -134,21 +134,33 @@ def validate_instance(data: Any, where: str) -> None:
 
 
 def load_domain(ref: "str | Domain") -> Domain:
-    """A Domain from itself, a registered name (agentlm.envs.domains), "package.module" (its DOMAIN) or
-    "package.module:ATTR"."""
+    """A Domain from itself, a registered environment name (agentlm.envs.registry), "package.module" (its DOMAIN)
+    or "package.module:ATTR"."""
     if isinstance(ref, Domain):
         return ref
-    from agentlm.envs.domains import DOMAINS
+    from agentlm.envs import registry
 
-    module_name, _, attr = DOMAINS.get(ref, ref).partition(":")
+    if ":" not in ref and ref in registry.names():
+        return _registered_domain(ref)
+    module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(f"domain {ref!r}: cannot import {module_name!r} ({e}); registered domains: "
-                         f"{sorted(DOMAINS)}") from e
+        raise ValueError(f"domain {ref!r}: cannot import {module_name!r} ({e}); registered environments: "
+                         f"{', '.join(registry.names())}") from e
     domain = getattr(module, attr or "DOMAIN", None)
     if not isinstance(domain, Domain):
         raise ValueError(f"domain {ref!r}: {module_name}.{attr or 'DOMAIN'} is not an agentlm.envs.tools.Domain")
+    return domain
+
+
+def _registered_domain(name: str) -> Domain:
+    from agentlm.envs import registry
+    from agentlm.envs.tools.env_spec import domain_of  # (env_spec imports this module)
+
+    domain = domain_of(registry.get(name))
+    if domain is None:
+        raise ValueError(f"environment {name!r} is registered but is not a tool domain")
     return domain
 
 
@@ -156,9 +168,9 @@ def domain_ref(domain: "str | Domain") -> str:
     """A string that load_domain turns back into this domain (for configs and pipeline env kwargs)."""
     if isinstance(domain, str):
         return domain
-    from agentlm.envs.domains import DOMAINS
+    from agentlm.envs import registry
 
-    if domain.name in DOMAINS and load_domain(domain.name) is domain:
+    if domain.name in registry.names() and load_domain(domain.name) is domain:
         return domain.name
     raise ValueError(f"domain {domain.name}: pass it by reference ('package.module' or 'package.module:ATTR') so "
                      f"worker processes and config files can import it")

@@ -125,12 +125,3 @@ class ToolEnv(Environment):
         if self.world is not None and self.domain.close_world is not None:
             self.domain.close_world(self.world)
         self.world = None
-
-    # -- the pipeline's teacher hook (data_pipeline.agents.TeacherAgent) -----------------------------------
-    def teacher_chat(self, teacher, conversation: list[Message], *, stage: str, validate=None) -> str:
-        """The teacher's next reply, asked over this source's protocol (function calling when configured)."""
-        if self.teacher_protocol == "text":
-            return teacher.chat(conversation, stage=stage, validate=validate)
-        from agentlm.envs.tools.pipeline import function_calling_teacher_reply
-
-        return function_calling_teacher_reply(teacher, self.domain, conversation, stage=stage, validate=validate)

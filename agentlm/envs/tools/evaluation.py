@@ -1,9 +1,8 @@
-"""Tool domains in the agent evaluation (agentlm.eval.agent_tasks registers one task per worked domain).
+"""The metric of a tool domain (every domain's registry entry uses it, see env_spec.py).
 
-A config section (configs/eval/agent.py) names the items: `data_file="builtin:test:50"` generates 50 instances of
-the domain's held-out templates (the templates no training source uses), or a JSONL file of task instances. The
-score is the success rate in percent; mean reward (partial credit from the checker) and the success rate per
-template ride along.
+Evaluation items are by default generated from the domain's held-out templates (the templates no training source
+uses). The score is the success rate in percent; mean reward (partial credit from the checker) and the success
+rate per template ride along.
 """
 from __future__ import annotations
 
@@ -11,21 +10,6 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 from agentlm.envs.base import Episode, Outcome, Task
-from agentlm.envs.tools.domain import load_tasks
-from agentlm.envs.tools.env import ToolEnv
-from agentlm.envs.tools.oracle import TextOracle
-
-
-def load(domain: str, section) -> list[Task]:
-    return load_tasks(domain, section.get("data_file") or "builtin:test", split=section.get("split", "test"))
-
-
-def make_env(domain: str, section) -> ToolEnv:
-    return ToolEnv(domain, max_rounds=section.get("max_rounds") or None, prompt_file=section.get("prompt_file") or None)
-
-
-def make_oracle(domain: str, section) -> TextOracle:
-    return TextOracle(domain)
 
 
 def score(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
