@@ -148,3 +148,45 @@ def test_task_files_round_trip(tmp_path):
     episodes = run_tasks(lambda: ToolEnv(tutor.DOMAIN), TextOracle(), loaded, progress=False)
     assert all(e.outcome.value == "success" for e in episodes)
     assert isinstance(loaded[0], Task)
+
+
+def test_pipeline_exports_tutor_trajectories_the_mixture_loads(tmp_path):
+    """configs/pipeline/domain_tutor.py at reduced size: oracle sessions with thoughts -> filter -> export ->
+    AgentInstruct rows -> the tfds builder."""
+    import json
+
+    from agentlm.configfile import load_config_file
+    from agentlm.data import builders
+    from agentlm.data.validate import clean_row
+    from data_pipeline.run import run_stages
+    from tests.conftest import ROOT
+
+    cfg = load_config_file(ROOT / "configs" / "pipeline" / "domain_tutor.py")
+    cfg.out_dir, cfg.progress, cfg.fsync = str(tmp_path / "run"), False, False
+    cfg.sources.tutor.path, cfg.sources.tutor_annotated.path = "builtin:train:12:0", "builtin:train:3:1"
+    summary = run_stages(cfg)
+    assert summary["filter"]["total"]["kept"] == 15
+    path = tmp_path / "run" / "export" / "agentinstruct" / "tutor.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    for row in rows:
+        assert clean_row(row)[0]["conversations"] == row["conversations"]  # valid and already canonical
+        replies = [t["value"] for t in row["conversations"] if t["from"] == "gpt" and t["loss"]]
+        assert all(r.startswith("Thought: ") for r in replies)
+    templates = {json.loads(x)["data"]["template"] for x in (tmp_path / "run" / "tasks.jsonl").read_text().splitlines()}
+    assert templates <= {t.name for t in tutor.DOMAIN.templates_of("train")}
+    builder, report = builders.prepare("agent", [path.parent], tmp_path / "tfds", strict=True, verbose=False)
+    assert sum(1 for _ in builder.as_dataset(split="tutor")) == 15
+
+
+def test_eval_agent_reports_success_and_failure_reasons(tmp_path):
+    from agentlm.configfile import load_config_file
+    from agentlm.eval import agent
+    from tests.conftest import ROOT
+
+    config = load_config_file(ROOT / "configs" / "eval" / "agent.py")
+    config.update(model="oracle", tasks="tutor", out=str(tmp_path / "run"), workers=2)
+    config.tutor.limit = 15
+    s = agent.run(config)["tasks"]["tutor"]
+    assert s["score"] == 100.0 and s["n"] == 15
+    assert s["failure_reasons"] == {k: 0 for k in tutor.FAILURES}
+    assert set(s["per_template"]) == {t.name for t in tutor.DOMAIN.templates_of("test")}

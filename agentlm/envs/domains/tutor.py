@@ -302,3 +302,19 @@ def failure_reasons(episodes) -> dict[str, int]:
             if reason in counts:
                 counts[reason] += 1
     return counts
+
+
+def score(episodes, tasks) -> dict:
+    """The tool domains' success rate and per-template rates, plus why the failed sessions failed."""
+    from agentlm.envs.tools.evaluation import score as tool_score
+
+    scored = [e for e in episodes if e.outcome.value != "unscorable"]
+    return {**tool_score(episodes, tasks), "failure_reasons": failure_reasons(scored)}
+
+
+# the registry entry (python -m agentlm.envs.run --env tutor --tasks builtin:test:20 --agent oracle)
+from agentlm.envs.spec import Metric  # noqa: E402 -- the kit's entry needs DOMAIN and score above
+from agentlm.envs.tools.env_spec import domain_spec  # noqa: E402
+
+SPEC = domain_spec(DOMAIN, metric=Metric("success rate (held-out templates)", score),
+                   note="simulated student: a program holding catalogue misconceptions, not a language model")
