@@ -158,7 +158,7 @@ TOOLS = [view_problem, ask_probe, give_hint, ask_retry, submit_diagnosis]
 def _problem_for(kind: str, rng: random.Random, holds: list[str]) -> str:
     """A problem of `kind` on which every misconception in `holds` changes the answer (and each alone does)."""
     for _ in range(200):
-        text = _draw(kind, rng)
+        text = _DRAW[kind](rng)
         right = tp.solve(text)[1]
         wrong_all = tp.solve(text, holds)[1]
         kind_ = tp.parse(text).kind
@@ -170,31 +170,35 @@ def _problem_for(kind: str, rng: random.Random, holds: list[str]) -> str:
     raise RuntimeError(f"no {kind} problem exposes {holds}")
 
 
-def _draw(kind: str, rng: random.Random) -> str:
-    r = rng.randint
-    if kind == "fraction_sum":
-        b, d = rng.sample([2, 3, 4, 5, 6, 7, 8, 9], 2)
-        return f"{r(1, b - 1)}/{b} + {r(1, d - 1)}/{d}"
-    if kind == "subtraction":
-        a = r(300, 999)
-        return f"{a} - {r(100, a - 50)}"
-    if kind == "addition":
-        return f"{r(100, 899)} + {r(100, 899)}"
-    if kind == "expression":
-        return f"{r(2, 9)} + {r(2, 9)} * {r(2, 9)}" if rng.random() < 0.5 else f"{r(2, 9)} - {r(2, 5)} * {r(2, 4)} + {r(2, 9)}"
-    if kind == "power_expression":
-        return f"{r(2, 9)} + {r(2, 5)} * {r(2, 4)} ^ {r(2, 3)}"
-    if kind == "power":
-        return f"{r(10, 30)} + {r(2, 5)} ^ {r(3, 4)}"
-    if kind == "decimal_sum":
-        return f"{r(1, 9)}.{r(1, 9)} + {r(1, 9)}.{r(10, 99)}"
-    if kind == "product":
-        return f"(-{r(2, 12)}) * (-{r(2, 12)})"
-    if kind == "expansion":
-        return f"expand {r(2, 9)}(x {rng.choice('+-')} {r(2, 9)})"
-    if kind == "equation":
-        return f"solve x {rng.choice('+-')} {r(2, 20)} = {r(21, 60)}"
-    raise ValueError(kind)
+def _fraction_sum(rng: random.Random) -> str:
+    b, d = rng.sample([2, 3, 4, 5, 6, 7, 8, 9], 2)
+    return f"{rng.randint(1, b - 1)}/{b} + {rng.randint(1, d - 1)}/{d}"
+
+
+def _subtraction(rng: random.Random) -> str:
+    a = rng.randint(300, 999)
+    return f"{a} - {rng.randint(100, a - 50)}"
+
+
+def _expression(rng: random.Random) -> str:
+    n = [rng.randint(2, 9) for _ in range(4)]
+    return f"{n[0]} + {n[1]} * {n[2]}" if rng.random() < 0.5 else f"{n[0]} - {n[1] % 4 + 2} * {n[2] % 3 + 2} + {n[3]}"
+
+
+# problem kind -> a random problem of it (the student's formats, tutor_problems.FORMATS)
+_DRAW = {
+    "fraction_sum": _fraction_sum,
+    "subtraction": _subtraction,
+    "addition": lambda rng: f"{rng.randint(100, 899)} + {rng.randint(100, 899)}",
+    "expression": _expression,
+    "power_expression": lambda rng: f"{rng.randint(2, 9)} + {rng.randint(2, 5)} * {rng.randint(2, 4)} ^ "
+                                    f"{rng.randint(2, 3)}",
+    "power": lambda rng: f"{rng.randint(10, 30)} + {rng.randint(2, 5)} ^ {rng.randint(3, 4)}",
+    "decimal_sum": lambda rng: f"{rng.randint(1, 9)}.{rng.randint(1, 9)} + {rng.randint(1, 9)}.{rng.randint(10, 99)}",
+    "product": lambda rng: f"(-{rng.randint(2, 12)}) * (-{rng.randint(2, 12)})",
+    "expansion": lambda rng: f"expand {rng.randint(2, 9)}(x {rng.choice('+-')} {rng.randint(2, 9)})",
+    "equation": lambda rng: f"solve x {rng.choice('+-')} {rng.randint(2, 20)} = {rng.randint(21, 60)}",
+}
 
 
 def _template(holds: list[str], kind: str):
