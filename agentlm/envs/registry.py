@@ -34,6 +34,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.miniwob",
     "agentlm.envs.domains.back_office",
     "agentlm.envs.domains.triage",
+    "agentlm.envs.domains.tutor",
 )
 
 _SPECS: dict[str, EnvSpec] = {}

@@ -18,9 +18,11 @@ from agentlm.envs.tools.oracle import TextOracle
 from agentlm.envs.tools.text_protocol import ACTION_START
 
 
-def domain_spec(domain: Domain | str, *, group: str = "new_domain", note: str = "") -> EnvSpec:
+def domain_spec(domain: Domain | str, *, group: str = "new_domain", note: str = "",
+                metric: Metric | None = None) -> EnvSpec:
     """The EnvSpec of a domain: a ToolEnv bound to it, its generated or file tasks (held-out templates by default),
-    the text-format gold oracle, and the success rate over the checker's verdicts."""
+    the text-format gold oracle, and the success rate over the checker's verdicts (or the domain's own `metric`,
+    which should extend that score with the domain's details)."""
     d = load_domain(domain)
     env_cls = type(f"{d.name}_ToolEnv", (ToolEnv,), {"domain": domain, "__module__": __name__,
                                                       "__doc__": f"ToolEnv bound to the {d.name!r} domain."})
@@ -32,7 +34,7 @@ def domain_spec(domain: Domain | str, *, group: str = "new_domain", note: str = 
 
     return EnvSpec(
         name=d.name, env=env_cls, load_tasks=tasks, group=group, oracle=oracle_cls,
-        metric=Metric("success rate (held-out templates)", score), note=note,
+        metric=metric or Metric("success rate (held-out templates)", score), note=note,
         action_format=ActionFormat(ACTION_START, thought_prefix="Thought: "),
         options={"prompt_file": None, "max_format_errors": 3, "teacher_protocol": "text"},
         default_tasks=f"builtin:{TEST}:50", split=TEST,
