@@ -4,7 +4,7 @@
 
 Each process gets a CPU backend with `devices_per_process` simulated devices (XLA_FLAGS), the coordinator
 address 127.0.0.1:<free port>, its process id and the process count (AGENTLM_* variables, read by
-agentlm.train.distributed). Output lines are streamed with a `[pN]` prefix. When any process fails, the
+agentlm.distributed). Output lines are streamed with a `[pN]` prefix. When any process fails, the
 others are terminated and the launcher exits with the failing process's code; SIGINT/SIGTERM are forwarded.
 """
 from __future__ import annotations

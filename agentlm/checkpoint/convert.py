@@ -19,7 +19,7 @@ import time
 
 import jax
 
-from agentlm import sharding
+from agentlm import distributed, sharding
 from agentlm.checkpoint.convert_hf import load_hf, save_hf
 from agentlm.checkpoint.hf_io import CheckpointError, copy_tokenizer_files
 from agentlm.checkpoint.store import load, save
@@ -81,12 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     start = time.time()
-    from agentlm.train import config as train_config, distributed
-
     # Multi-host: every process joins the job (coordinator from the environment, as `launch.local` and the TPU/
     # SLURM launchers set it) and restores its own shards; orbax-to-hf gathers each tensor across processes and
     # process 0 alone writes the files.
-    distributed.initialize(train_config.default_config().distributed)
+    distributed.initialize(distributed.default_config())
     try:
         mesh = sharding.make_mesh(args.mesh)
         if args.command == "hf-to-orbax":

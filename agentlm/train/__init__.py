@@ -7,7 +7,7 @@
 Modules: `config` (schema + validation before any device work), `optim` (AdamW, decay mask, schedules),
 `step` (`train_step(state, batch, rng) -> (state, metrics)`, shardings, jit), `data` (batch sources and global
 array assembly), `synthetic` (built-in conversations), `mixture` (agentlm.data adapter), `checkpointing` (orbax
-run directory, SIGTERM), `metrics` (FLOPs/MFU, JSONL, TensorBoard), `distributed`, `loop` (`train(config)`).
+run directory, SIGTERM), `metrics` (FLOPs/MFU, JSONL, TensorBoard), `loop` (`train(config)`).
 
 Loss: sum over trained tokens of token loss x loss_weights, divided by the sum of loss_weights over the whole
 global batch (all processes and all accumulation microbatches), so every trained token weighs the same however

@@ -21,12 +21,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; config fields are set as --config.key=value")
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    from agentlm.distributed import DistributedConfigError
     from agentlm.train.config import ConfigError
     from agentlm.train.loop import train
 
     try:
         summary = train(_CONFIG.value)
-    except ConfigError as e:
+    except (ConfigError, DistributedConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     sys.exit(0 if summary["status"] in ("finished", "preempted") else 1)

@@ -10,7 +10,7 @@ import pathlib
 
 import ml_collections
 
-from agentlm import configfile, sharding
+from agentlm import configfile, distributed, sharding
 from agentlm.model import PRESETS, LlamaConfig
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -89,11 +89,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.log.progress = True
     c.log.peak_flops_per_device = 0.0  # for MFU; 0 = measure an f32 matmul at start-up
 
-    c.distributed = ml_collections.ConfigDict()
-    c.distributed.initialize = "auto"  # auto: when the environment names a coordinator or a TPU pod; never; always
-    c.distributed.coordinator_address = ""  # host:port (else env AGENTLM_COORDINATOR_ADDRESS)
-    c.distributed.num_processes = 0  # (else env AGENTLM_NUM_PROCESSES)
-    c.distributed.process_id = -1  # (else env AGENTLM_PROCESS_ID)
+    c.distributed = distributed.default_config()
     return c
 
 

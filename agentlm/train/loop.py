@@ -14,8 +14,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from agentlm import sharding
-from agentlm.train import checkpointing, distributed, metrics as metrics_lib, step as step_lib
+from agentlm import distributed, sharding
+from agentlm.train import checkpointing, metrics as metrics_lib, step as step_lib
 from agentlm.train.config import validate
 from agentlm.train.data import make_sources, process_rows, to_global
 from agentlm.train.optim import make_optimizer

@@ -3,6 +3,9 @@
 Sources, in order: the config's `distributed.*` fields, then the environment (AGENTLM_COORDINATOR_ADDRESS,
 AGENTLM_NUM_PROCESSES, AGENTLM_PROCESS_ID, as set by `python -m launch.local`), then JAX's own cluster
 detection (TPU pod metadata, SLURM, ...) when `distributed.initialize="always"` or a TPU pod is visible.
+
+It sits below `train` so that every entry point that touches devices (trainer, checkpoint converter, evaluation)
+joins the job the same way without building a training config.
 """
 from __future__ import annotations
 
@@ -10,13 +13,27 @@ import os
 
 import jax
 
-from agentlm.train.config import ConfigError
+import ml_collections
 
 ENV_COORDINATOR = "AGENTLM_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "AGENTLM_NUM_PROCESSES"
 ENV_PROCESS_ID = "AGENTLM_PROCESS_ID"
 # Set on every worker of a multi-host Cloud TPU slice; JAX reads the topology from the metadata server.
 _TPU_POD_ENV = ("TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
+
+
+class DistributedConfigError(ValueError):
+    """The job's coordinator settings cannot describe a valid process group."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The `distributed` block of every config that runs on devices (the trainer nests it as config.distributed)."""
+    c = ml_collections.ConfigDict()
+    c.initialize = "auto"  # auto: when the environment names a coordinator or a TPU pod; never; always
+    c.coordinator_address = ""  # host:port (else env AGENTLM_COORDINATOR_ADDRESS)
+    c.num_processes = 0  # (else env AGENTLM_NUM_PROCESSES)
+    c.process_id = -1  # (else env AGENTLM_PROCESS_ID)
+    return c
 
 
 def settings(dist_cfg) -> dict | None:
@@ -29,7 +46,7 @@ def settings(dist_cfg) -> dict | None:
         return None
     if addr:
         if nproc <= 0 or not 0 <= pid < nproc:
-            raise ConfigError(f"config.distributed: coordinator {addr!r} needs num_processes > 0 and 0 <= process_id "
+            raise DistributedConfigError(f"config.distributed: coordinator {addr!r} needs num_processes > 0 and 0 <= process_id "
                               f"< num_processes (got num_processes={nproc}, process_id={pid}; also settable via "
                               f"{ENV_NUM_PROCESSES}/{ENV_PROCESS_ID})")
         return {"coordinator_address": addr, "num_processes": nproc, "process_id": pid}
