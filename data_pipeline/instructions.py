@@ -36,6 +36,19 @@ def derive_os(source: str, src: ml_collections.ConfigDict) -> list[Task]:
     return _ids(source, os_derive.derive_items(src.seed, src.n), "os")
 
 
+def derive_toy_tasks(source: str, src: ml_collections.ConfigDict) -> list[Task]:
+    """`src.n` instances of each of `src.families` (data_pipeline.sources.toy_tasks), all of environment src.env."""
+    from data_pipeline.sources import toy_tasks
+
+    items = []
+    for family in src.families:
+        if toy_tasks.family_env(family) != src.env:
+            raise ValueError(f"sources.{source}.families: {family!r} is a {toy_tasks.family_env(family)} family, "
+                             f"but the source's env is {src.env!r}")
+        items += toy_tasks.derive_items(family, src.seed, src.n)
+    return _ids(source, items, src.env)
+
+
 def derive_household(source: str, src: ml_collections.ConfigDict) -> list[Task]:
     """TextWorld games from generator seeds: the environment builds (and caches) each game from its seed."""
     from data_pipeline.sources.household_seeds import seed_tasks
@@ -67,7 +80,8 @@ def derive_env_tasks(source: str, src: ml_collections.ConfigDict) -> list[Task]:
 
 DERIVERS: dict[str, Deriver] = {
     "db_derive": derive_db, "os_derive": derive_os, "household_seeds": derive_household,
-    "sciworld_variations": derive_sciworld, "toy": derive_toy, "file": derive_file, "env_tasks": derive_env_tasks,
+    "sciworld_variations": derive_sciworld, "toy": derive_toy, "toy_tasks": derive_toy_tasks, "file": derive_file,
+    "env_tasks": derive_env_tasks,
 }
 
 

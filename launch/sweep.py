@@ -1,4 +1,4 @@
-"""Ratio sweep: train and evaluate one run per mixture ratio eta, then one table and one plot.
+"""Ratio sweep: train and evaluate one run per mixture ratio eta (and seed), then tables and one plot.
 
     python -m launch.sweep --config configs/sweep/ratio.py [--config.etas='(0.0,0.2,1.0)'] [--config.key=value]
 
@@ -7,45 +7,58 @@ general)? Its answer: eta = 0.2 is best; eta = 1.0 (agent data only) hurts held-
 
 Each stage is the project's own command line, run as a subprocess (the same commands a user would type), so a
 sweep exercises exactly what single runs do and a failing stage leaves a log to read:
-  data     each of `config.data.steps` once (default: the data pipeline's offline build, held-in eval items,
+  data     each of `config.data.steps` once (e.g. the data pipeline's build, evaluation items,
            `python -m data_pipeline.word_games` for general data + tokenizer)
-  train    `python -m agentlm.train --config <run config> --config.<eta_key>=<eta> --config.run_dir=<run>`
-           (<run config> = train.config + train.settings, written to <out_dir>/eta_<eta>/train_config.py)
-  agent    `python -m agentlm.eval.agent --config <eval config> --config.model=<run> ...` (held-in, held-out)
+  train    `python -m agentlm.train --config <run config> --config.<eta_key>=<eta> --config.seed=<seed> ...`
+           (<run config> = train.config + train.settings, written to <out_dir>/<tag>/train_config.py)
+  serve    with `eval.agent.serve.enabled`: `python -m agentlm.infer.serve --ckpt <run> --port <free port>`,
+           and the agent evaluations talk to it over HTTP, as they would to a paper-scale model's server
+  agent    `python -m agentlm.eval.agent --config <eval config> --config.model=<run or URL> ...`: once, or once
+           per suite of `eval.agent.suites` (a task family: its environment, item file and held-in/out group)
   general  `python -m agentlm.eval.general ...` (benchmarks) and/or `python -m agentlm.eval.word_games`
            (the tiny world's held-out word games)
-A run is finished when `<out_dir>/eta_<eta>/done.json` exists (it holds the scores); a rerun skips finished runs
+A run is finished when `<out_dir>/<tag>/done.json` exists (it holds the scores); a rerun skips finished runs
 and resumes unfinished ones (the trainer resumes from its checkpoints, the evaluations from their records).
-Results: `<out_dir>/results.{md,csv,json}` and `<out_dir>/results.png` (scores against eta).
+Tags: `eta_<eta>` with one seed, `eta_<eta>_seed_<seed>` with several.
+Results (launch.sweep_report): `<out_dir>/results.md` (mean ± std over seeds per eta), `results_runs.md` (every
+run), `results.{csv,json,png}`; with `before_after = (eta0, eta1)` also `before_after.md`, copied next to the
+eta1 run's checkpoints.
 
 Mode "tpu" trains on TPU pods instead: it writes `<out_dir>/tpu_jobs.sh`, one `python -m launch.tpu ... up` per
 eta; evaluate the finished runs afterwards with mode "local" and `train.enabled=False`.
-Override values may use {out_dir}, {data_dir}, {run_dir}, {eta}, {tag} and {python}, filled in per run;
+Override values may use {out_dir}, {data_dir}, {run_dir}, {eta}, {seed}, {tag} and {python}, filled in per run;
 a relative out_dir is relative to the repository root.
 """
 from __future__ import annotations
 
-import csv
+import contextlib
 import datetime
 import json
-import math
 import pathlib
 import shlex
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+
+from launch.sweep_report import before_after_table, collect_losses, collect_scores, markdown_table, summary_table, \
+    write_results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SCORE_COLUMNS = ("held_in", "held_out", "general")
-LOSS_COLUMNS = ("invalid_action_rate", "train_loss", "eval_loss")
+GROUPS = ("held_in", "held_out")
 
 
 class StageError(RuntimeError):
     pass
 
 
-def eta_tag(eta: float) -> str:
-    return f"eta_{float(eta):g}"
+def eta_tag(eta: float, seed: int | None = None) -> str:
+    return f"eta_{float(eta):g}" + ("" if seed is None else f"_seed_{seed}")
+
+
+def _suites(c) -> dict:
+    return {k: dict(v) for k, v in (c.eval.agent.get("suites") or {}).items()}
 
 
 def check_config(c) -> list[float]:
@@ -57,8 +70,20 @@ def check_config(c) -> list[float]:
         raise ValueError(f"config.etas={tuple(c.etas)}: {bad} outside [0, 1] (eta is the agent-data probability)")
     if len(set(etas)) != len(etas):
         raise ValueError(f"config.etas={tuple(c.etas)}: repeated values")
+    seeds = list(c.get("seeds", (0,)))
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(x, int) for x in seeds):
+        raise ValueError(f"config.seeds={tuple(seeds)}: must be distinct integers, at least one")
     if c.mode not in ("local", "tpu"):
         raise ValueError(f"config.mode={c.mode!r}: must be 'local' or 'tpu'")
+    for name, suite in _suites(c).items():
+        missing = [k for k in ("task", "items", "group") if not suite.get(k)]
+        if missing:
+            raise ValueError(f"config.eval.agent.suites.{name}: missing {', '.join(missing)}")
+        if suite["group"] not in GROUPS:
+            raise ValueError(f"config.eval.agent.suites.{name}.group={suite['group']!r}: must be one of {GROUPS}")
+    before_after = tuple(c.get("before_after") or ())
+    if before_after and (len(before_after) != 2 or not set(map(float, before_after)) <= set(etas)):
+        raise ValueError(f"config.before_after={before_after}: two of config.etas (untuned, tuned)")
     for field in ("train.config",) + (("eval.agent.config",) if c.eval.agent.enabled else ()) + (
             ("eval.general.config",) if c.eval.general.enabled else ()):
         path = c
@@ -69,10 +94,51 @@ def check_config(c) -> list[float]:
     return etas
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(cmd: list[str], port: int, log_file: pathlib.Path, timeout_s: float, name: str):
+    """Runs the model server `cmd` until the block ends; yields its /v1 base URL once /health answers."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as f:
+        f.write(f"\n$ {shlex.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                tail = "".join(log_file.read_text().splitlines(keepends=True)[-30:])
+                raise StageError(f"{name} exited (code {proc.returncode}) before serving; log {log_file}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise StageError(f"{name}: no answer on port {port} after {timeout_s:.0f} s; log {log_file}")
+            time.sleep(1.0)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Sweep:
     def __init__(self, config, out=None):
         self.c = config
         self.etas = check_config(config)
+        self.seeds = [int(s) for s in config.get("seeds", (0,))]
+        self.suites = _suites(config)
         self.out_dir = pathlib.Path(config.out_dir)
         if not self.out_dir.is_absolute():
             self.out_dir = ROOT / self.out_dir
@@ -84,30 +150,40 @@ class Sweep:
         d = pathlib.Path(self.c.data.out_dir.format(out_dir=self.out_dir))
         return d if d.is_absolute() else ROOT / d
 
-    def run_dir(self, eta: float) -> str:
-        return self.c.run_dir_template.format(out_dir=self.out_dir, tag=eta_tag(eta), eta=eta)
+    def tag(self, eta: float, seed: int) -> str:
+        return eta_tag(eta, seed if len(self.seeds) > 1 else None)
 
-    def _fill(self, values, eta: float | None = None) -> list[str]:
+    def run_dir(self, eta: float, seed: int | None = None) -> str:
+        seed = self.seeds[0] if seed is None else seed
+        return self.c.run_dir_template.format(out_dir=self.out_dir, tag=self.tag(eta, seed), eta=eta, seed=seed)
+
+    def _fields(self, eta: float | None = None, seed: int | None = None) -> dict:
         fields = {"out_dir": self.out_dir, "data_dir": self.data_dir(), "python": self.python}
         if eta is not None:
-            fields.update(eta=eta, tag=eta_tag(eta), run_dir=self.run_dir(eta))
+            seed = self.seeds[0] if seed is None else seed
+            fields.update(eta=eta, seed=seed, tag=self.tag(eta, seed), run_dir=self.run_dir(eta, seed))
+        return fields
+
+    def _fill(self, values, eta: float | None = None, seed: int | None = None) -> list[str]:
+        fields = self._fields(eta, seed)
         return [str(v).format(**fields) for v in values]
 
     def data_commands(self) -> list[list[str]]:
         """The data steps (strings with {python}, {out_dir}, {data_dir}), split like a shell would."""
         return [self._fill(shlex.split(step)) for step in self.c.data.steps]
 
-    def train_command(self, eta: float, config_file: str | None = None) -> list[str]:
+    def train_command(self, eta: float, config_file: str | None = None, seed: int | None = None) -> list[str]:
         t = self.c.train
+        seed = self.seeds[0] if seed is None else seed
         return [self.python, "-m", t.module, "--config", config_file or t.config, f"--config.{t.eta_key}={eta}",
-                f"--config.run_dir={self.run_dir(eta)}", *self._fill(t.overrides, eta)]
+                f"--config.run_dir={self.run_dir(eta, seed)}", f"--config.seed={seed}",
+                *self._fill(t.overrides, eta, seed)]
 
-    def write_run_config(self, eta: float, path: pathlib.Path) -> str:
+    def write_run_config(self, eta: float, path: pathlib.Path, seed: int | None = None) -> str:
         """A config file = train.config + train.settings. Settings may set any field type (the trainer's list
         fields, e.g. data paths, cannot be overridden on the command line)."""
         flat = _flatten(self.c.train.settings.to_dict()) if self.c.train.settings else {}
-        fields = {"out_dir": self.out_dir, "data_dir": self.data_dir(), "python": self.python, "eta": eta,
-                  "tag": eta_tag(eta), "run_dir": self.run_dir(eta)}
+        fields = self._fields(eta, seed)
         flat = {k: _format_all(v, fields) for k, v in flat.items()}
         base = pathlib.Path(self.c.train.config)
         base = base if base.is_absolute() else ROOT / base
@@ -115,22 +191,36 @@ class Sweep:
         path.write_text(RUN_CONFIG_TEMPLATE.format(base=json.dumps(str(base)), settings=json.dumps(flat, indent=1)))
         return str(path)
 
-    def eval_commands(self, eta: float) -> dict[str, list[str]]:
-        cmds, eval_dir = {}, str(self.out_dir / eta_tag(eta) / "eval")
-        for name in ("agent", "general"):
-            e = self.c.eval[name]
-            if e.enabled:
-                cmds[name] = [self.python, "-m", e.module, "--config", e.config, f"--config.model={self.run_dir(eta)}",
-                              f"--config.out={eval_dir}", f"--config.label={eta_tag(eta)}" if name == "agent" else None,
-                              *self._fill(e.overrides, eta)]
-                cmds[name] = [x for x in cmds[name] if x is not None]
+    def serve_command(self, eta: float, seed: int, port: int) -> list[str]:
+        s = self.c.eval.agent.serve
+        return [self.python, "-m", s.module, "--ckpt", self.run_dir(eta, seed), "--port", str(port),
+                "--served-model-name", self.tag(eta, seed), *self._fill(s.args, eta, seed)]
+
+    def eval_commands(self, eta: float, seed: int | None = None, model: str | None = None) -> dict[str, list[str]]:
+        """The evaluation commands of one run; `model` replaces the run directory (a served model's URL)."""
+        seed = self.seeds[0] if seed is None else seed
+        tag, run = self.tag(eta, seed), self.run_dir(eta, seed)
+        cmds, eval_dir = {}, str(self.out_dir / tag / "eval")
+        a = self.c.eval.agent
+        if a.enabled:
+            base = [self.python, "-m", a.module, "--config", a.config, f"--config.model={model or run}",
+                    f"--config.label={tag}", *self._fill(a.overrides, eta, seed)]
+            if not self.suites:
+                cmds["agent"] = base + [f"--config.out={eval_dir}"]
+            for name, suite in self.suites.items():
+                items, = self._fill([suite["items"]], eta, seed)
+                cmds[f"agent_{name}"] = base + [f"--config.out={eval_dir}/{name}", f"--config.tasks={suite['task']}",
+                                                f"--config.{suite['task']}.data_file={items}"]
+        g = self.c.eval.general
+        if g.enabled:
+            cmds["general"] = [self.python, "-m", g.module, "--config", g.config, f"--config.model={run}",
+                               f"--config.out={eval_dir}", *self._fill(g.overrides, eta, seed)]
         b = self.c.eval.builtin_general
         if b.enabled:
-            items, tok = self._fill([b.items_file, b.tokenizer], eta)
-            cmds["general_builtin"] = [self.python, "-m", "agentlm.eval.word_games",
-                                       f"--run_dir={self.run_dir(eta)}", f"--items={items}", f"--tokenizer={tok}",
-                                       f"--out={eval_dir}/general_builtin.json",
-                                       f"--max_new_tokens={b.max_new_tokens}"]
+            items, tok = self._fill([b.items_file, b.tokenizer], eta, seed)
+            cmds["general_builtin"] = [self.python, "-m", "agentlm.eval.word_games", f"--run_dir={run}",
+                                       f"--items={items}", f"--tokenizer={tok}",
+                                       f"--out={eval_dir}/general_builtin.json", f"--max_new_tokens={b.max_new_tokens}"]
         return cmds
 
     # ---- running ----
@@ -158,8 +248,27 @@ class Sweep:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(datetime.datetime.now().isoformat() + "\n")
 
-    def run_eta(self, eta: float) -> dict:
-        tag = eta_tag(eta)
+    def _evaluate(self, eta: float, seed: int, eta_dir: pathlib.Path, commands: dict) -> None:
+        tag = self.tag(eta, seed)
+        serve = self.c.eval.agent.get("serve")
+        if self.c.eval.agent.enabled and serve and serve.enabled:
+            port = free_port()
+            commands["serve"] = self.serve_command(eta, seed, port)
+            print(f"[sweep] {tag} serve: {shlex.join(commands['serve'])}", file=self.log, flush=True)
+            with served(commands["serve"], port, eta_dir / "serve.log", serve.startup_timeout_s, f"{tag} serve") as url:
+                for name, cmd in self.eval_commands(eta, seed, model=url).items():
+                    if name.startswith("agent"):
+                        commands[name] = cmd
+                        self._run(f"{tag} eval {name}", cmd, eta_dir / f"eval_{name}.log")
+            rest = {k: v for k, v in self.eval_commands(eta, seed).items() if not k.startswith("agent")}
+        else:
+            rest = self.eval_commands(eta, seed)
+        for name, cmd in rest.items():
+            commands[name] = cmd
+            self._run(f"{tag} eval {name}", cmd, eta_dir / f"eval_{name}.log")
+
+    def run_one(self, eta: float, seed: int) -> dict:
+        tag = self.tag(eta, seed)
         eta_dir = self.out_dir / tag
         done = eta_dir / "done.json"
         if done.exists():
@@ -168,16 +277,19 @@ class Sweep:
         t0 = time.time()
         commands = {}
         if self.c.train.enabled:
-            commands["train"] = self.train_command(eta, self.write_run_config(eta, eta_dir / "train_config.py"))
+            commands["train"] = self.train_command(eta, self.write_run_config(eta, eta_dir / "train_config.py", seed),
+                                                   seed)
             self._run(f"{tag} train", commands["train"], eta_dir / "train.log")
-        for name, cmd in self.eval_commands(eta).items():
-            commands[name] = cmd
-            self._run(f"{tag} eval {name}", cmd, eta_dir / f"eval_{name}.log")
-        result = {"eta": eta, "tag": tag, "run_dir": self.run_dir(eta), **collect_scores(eta_dir / "eval"),
-                  **collect_losses(self.run_dir(eta)), "seconds": round(time.time() - t0, 1),
+        self._evaluate(eta, seed, eta_dir, commands)
+        result = {"eta": eta, "seed": seed, "tag": tag, "run_dir": self.run_dir(eta, seed),
+                  **collect_scores(eta_dir / "eval", self.suites or None), **collect_losses(self.run_dir(eta, seed)),
+                  "seconds": round(time.time() - t0, 1),
                   "finished": datetime.datetime.now().isoformat(timespec="seconds"), "commands": commands}
         done.write_text(json.dumps(result, indent=2) + "\n")  # written last: its presence means "finished"
         return result
+
+    def run_eta(self, eta: float) -> dict:
+        return self.run_one(eta, self.seeds[0])
 
     def emit_tpu_jobs(self) -> pathlib.Path:
         t = self.c.tpu
@@ -189,15 +301,18 @@ class Sweep:
                              "under configs/ and name it in config.train.config")
         if not self.c.run_dir_template.startswith("gs://"):
             raise ValueError(f"config.run_dir_template={self.c.run_dir_template!r}: TPU runs need a gs:// location")
-        lines = ["#!/usr/bin/env bash", "# one TPU training job per eta (python -m launch.sweep, mode=tpu)",
+        lines = ["#!/usr/bin/env bash", "# one TPU training job per eta and seed (python -m launch.sweep, mode=tpu)",
                  "set -euo pipefail"]
         for eta in self.etas:
-            name = f"{t.tpu}-{eta_tag(eta).replace('_', '').replace('.', 'p')}"
-            cmd = [self.python, "-m", "launch.tpu", "--tpu", name, "--zone", t.zone, "--type", t.type,
-                   "--config", self.c.train.config, *(["--num_slices", str(t.num_slices)] if t.num_slices > 1 else []),
-                   *list(t.extra_args), "up", "--", f"--config.{self.c.train.eta_key}={eta}",
-                   f"--config.run_dir={self.run_dir(eta)}", *self._fill(self.c.train.overrides, eta)]
-            lines.append(shlex.join(cmd))
+            for seed in self.seeds:
+                name = f"{t.tpu}-{self.tag(eta, seed).replace('_', '').replace('.', 'p')}"
+                cmd = [self.python, "-m", "launch.tpu", "--tpu", name, "--zone", t.zone, "--type", t.type,
+                       "--config", self.c.train.config, *(["--num_slices", str(t.num_slices)] if t.num_slices > 1
+                                                          else []),
+                       *list(t.extra_args), "up", "--", f"--config.{self.c.train.eta_key}={eta}",
+                       f"--config.run_dir={self.run_dir(eta, seed)}", f"--config.seed={seed}",
+                       *self._fill(self.c.train.overrides, eta, seed)]
+                lines.append(shlex.join(cmd))
         path = self.out_dir / "tpu_jobs.sh"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
@@ -212,15 +327,32 @@ class Sweep:
             print(f"[sweep] wrote {path}; run it, then evaluate with --config.mode=local "
                   "--config.train.enabled=False", file=self.log)
             return []
+        t0 = time.time()
         self.prepare_data()
         results = []
-        for i, eta in enumerate(self.etas):
-            print(f"[sweep] run {i + 1}/{len(self.etas)}: eta={eta:g}", file=self.log, flush=True)
-            results.append(self.run_eta(eta))
+        runs = [(eta, seed) for seed in self.seeds for eta in self.etas]  # every eta once before any repeat
+        for i, (eta, seed) in enumerate(runs):
+            print(f"[sweep] run {i + 1}/{len(runs)}: eta={eta:g} seed={seed}", file=self.log, flush=True)
+            results.append(self.run_one(eta, seed))
         write_results(results, self.out_dir, self.c.title)
         print(markdown_table(results, self.c.title), file=self.log)
-        print(f"[sweep] results in {self.out_dir}/results.{{md,csv,json,png}}", file=self.log)
+        print(summary_table(results, self.c.title), file=self.log)
+        if self.c.get("before_after"):
+            self.write_before_after(results)
+        print(f"[sweep] results in {self.out_dir}/results.{{md,csv,json,png}} ({time.time() - t0:.0f} s this "
+              "invocation)", file=self.log)
         return results
+
+    def write_before_after(self, results: list[dict]) -> None:
+        """The before/after table, printed, in out_dir and next to the tuned run's checkpoints."""
+        before, after = (float(e) for e in self.c.before_after)
+        table = before_after_table(results, before, after, self.c.title)
+        print(table, file=self.log)
+        (self.out_dir / "before_after.md").write_text(table + "\n")
+        for seed in self.seeds:
+            run = pathlib.Path(self.run_dir(after, seed))
+            if run.is_dir():
+                (run / "before_after.md").write_text(table + "\n")
 
 
 RUN_CONFIG_TEMPLATE = '''"""Written by launch.sweep: the base train config plus the sweep's train.settings."""
@@ -260,128 +392,6 @@ def _format_all(value, fields: dict):
     if isinstance(value, (list, tuple)):
         return [_format_all(v, fields) for v in value]
     return value
-
-
-# ---- reading what the stages wrote ---------------------------------------------------------------------------------
-def collect_scores(eval_dir: pathlib.Path) -> dict:
-    """Overall held-in / held-out / general scores (paper normalisers) and per-task scores from the eval summaries."""
-    out = {k: None for k in SCORE_COLUMNS}
-    out.update(tasks={}, invalid_action_rate=None)
-    agent = eval_dir / "agent" / "summary.json"
-    if agent.exists():
-        s = json.loads(agent.read_text())
-        invalid = []
-        for task, t in s.get("tasks", {}).items():
-            out["tasks"][task] = t.get("score")
-            if "invalid_action" in t.get("errors", {}):
-                invalid.append(t["errors"]["invalid_action"])
-        out["invalid_action_rate"] = sum(invalid) / len(invalid) if invalid else None
-        for cat in ("held_in", "held_out"):
-            out[cat] = (s.get("overall", {}).get(cat) or {}).get("overall")
-    general = eval_dir / "general" / "summary.json"
-    if general.exists():
-        from agentlm.eval import paper
-
-        s = json.loads(general.read_text())
-        scores = {name: b.get("score") for name, b in s.get("benchmarks", {}).items()}
-        out["tasks"].update(scores)
-        out["general"] = paper.overall(paper.to_paper_names(scores), "general")["overall"]
-    builtin = eval_dir / "general_builtin.json"
-    if builtin.exists() and out["general"] is None:  # the tiny world's general ability: word games
-        score = json.loads(builtin.read_text())["score"]
-        out["tasks"]["word_games"] = score
-        out["general"] = score / 100.0
-    return out
-
-
-def collect_losses(run_dir: str) -> dict:
-    """Last logged train loss and eval loss from the trainer's metrics.jsonl (None when absent)."""
-    out = {"train_loss": None, "eval_loss": None}
-    path = pathlib.Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        if "loss" in rec:
-            out["train_loss"] = rec["loss"]
-        if "eval_loss" in rec:
-            out["eval_loss"] = rec["eval_loss"]
-    return out
-
-
-# ---- results ---------------------------------------------------------------------------------------------------------
-def _fmt(x) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}" if isinstance(x, float) \
-        else str(x)
-
-
-def _task_names(results: list[dict]) -> list[str]:
-    return sorted({t for r in results for t in r.get("tasks", {})})
-
-
-def markdown_table(results: list[dict], title: str) -> str:
-    tasks = _task_names(results)
-    head = ["eta", *SCORE_COLUMNS, *tasks, *LOSS_COLUMNS]
-    lines = [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in sorted(results, key=lambda r: r["eta"]):
-        row = [f"{r['eta']:g}", *(_fmt(r.get(k)) for k in SCORE_COLUMNS), *(_fmt(r["tasks"].get(t)) for t in tasks),
-               *(_fmt(r.get(k)) for k in LOSS_COLUMNS)]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "held-in / held-out / general: overall scores with the paper's per-task normalisers over the tasks "
-                  "that ran (agentlm.eval.paper); with the built-in general eval, general = word-game exact-match "
-                  "fraction. '-' = not evaluated. invalid_action_rate: share of agent episodes ending in an invalid "
-                  "action. Losses: last logged train loss and the trainer's eval loss (on data.eval_paths)."]
-    return "\n".join(lines)
-
-
-def write_results(results: list[dict], out_dir: pathlib.Path, title: str) -> None:
-    results = sorted(results, key=lambda r: r["eta"])
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "results.md").write_text(markdown_table(results, title) + "\n")
-    tasks = _task_names(results)
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["eta", *SCORE_COLUMNS, *tasks, *LOSS_COLUMNS])
-        for r in results:
-            w.writerow([r["eta"], *(r.get(k) for k in SCORE_COLUMNS), *(r["tasks"].get(t) for t in tasks),
-                        *(r.get(k) for k in LOSS_COLUMNS)])
-    plot(results, out_dir / "results.png", title)
-
-
-def plot(results: list[dict], path: pathlib.Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    etas = [r["eta"] for r in results]
-    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label, marker in (("held_in", "held-in", "o"), ("held_out", "held-out", "s"), ("general", "general", "^")):
-        ys = [r.get(key) for r in results]
-        if any(y is not None for y in ys):
-            ax.plot(etas, [math.nan if y is None else y for y in ys], marker=marker, label=label)
-        else:
-            ax.plot([], [], marker=marker, linestyle="none", label=f"{label} (not evaluated)")
-    ax.set_xlabel("eta (probability of an agent example)")
-    ax.set_ylabel("overall score (paper normalisers)")
-    ax.set_title("scores")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    for key, label in (("train_loss", "train loss"), ("eval_loss", "eval loss")):
-        ys = [r.get(key) for r in results]
-        if any(y is not None for y in ys):
-            ax_loss.plot(etas, [math.nan if y is None else y for y in ys], marker="o", label=label)
-    ax_loss.set_xlabel("eta")
-    ax_loss.set_title("losses")
-    ax_loss.legend()
-    ax_loss.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv) -> int:

@@ -188,7 +188,11 @@ PRESETS: dict[str, LlamaConfig] = {
                         num_kv_heads=4, max_position_embeddings=1024),
     "tiny_mha": LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
                             num_kv_heads=4, max_position_embeddings=1024),
-    # The tokenizer-sized tiny model the CPU demo trains (Llama-2 vocabulary).
+    # The toy AgentTuning experiment's model (`make demo`, configs/sweep/ratio.py): 1.8M parameters, the demo
+    # tokenizer's 512 pieces; big enough to learn the toy agent tasks and word games on a CPU in minutes.
+    "toy_2m": LlamaConfig(vocab_size=512, hidden_size=192, intermediate_size=512, num_layers=4, num_heads=8,
+                          num_kv_heads=4, max_position_embeddings=1024),
+    # The tokenizer-sized tiny model (Llama-2 vocabulary).
     "tiny_32k": LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=8,
                             num_kv_heads=4, max_position_embeddings=2048),
     # Benchmark configs from the performance issue (19.5M and 58M parameters).

@@ -63,7 +63,8 @@ def test_sweep_runs_every_eta_then_skips_them(stub_config, tmp_path):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [float(r["eta"]) for r in rows] == [0.0, 0.2, 1.0] and float(rows[1]["sciworld"]) == 10.0
     md = (out / "results.md").read_text()
-    assert "| eta | held_in | held_out | general |" in md and "| 0.2 |" in md
+    assert "| eta | seeds | held_in | held_out | general |" in md and "| 0.2 | 1 |" in md
+    assert "| eta | seed | held_in |" in (out / "results_runs.md").read_text()
     assert (out / "results.png").stat().st_size > 10_000
 
     again = sweep.Sweep(stub_config).run()  # a rerun: every eta is finished, nothing runs

@@ -1,0 +1,152 @@
+"""Toy agent task families for the CPU demo and ratio sweep: tasks a model of about a million parameters can
+learn in minutes, played through the real DB and OS environments in their real action formats.
+
+Why these: the paper's claim is that agent trajectories teach a chat model to act in environments. At toy
+scale the tasks must be short (one operation, one answer), with small observations, yet still go through
+everything a paper-scale run goes through: the environment's prompt and action parsing, the SQL engine or the
+bash sandbox, the environment's own checker. Each family is one template; `derive_items(family, seed, n)` gives
+new instances for every seed, so held-in evaluation uses the training families' templates on unseen instances.
+
+Families (`FAMILIES`):
+  db_count   "How many rows does the table T have?"          one SELECT COUNT(*), then the answer
+  db_lookup  "What is the C of K in the table T?"            one SELECT ... WHERE, then the answer
+  os_count   "How many files are in the directory D?"        `ls D | wc -l`, then answer(n)
+  os_read    "What word is written in the file F?"          `cat F`, then answer(word)
+  db_tally   (held out) "Count the records stored in T."     the db_count skill under a template never trained on
+  os_tally   (held out) "Count the entries of the folder D." the os_count skill under a template never trained on
+Held-out families share a skill with a held-in family but none of its wording: whether agent tuning on one
+template transfers to another phrasing of the same job is the toy analogue of the paper's held-out tasks.
+"""
+from __future__ import annotations
+
+import random
+import shlex
+from typing import Any, Callable
+
+_NAMES = ("amber", "birch", "cedar", "delta", "ember", "flint", "grove", "haven", "indigo", "jasper", "kestrel",
+          "lotus", "marble", "nectar", "opal", "pebble", "quill", "russet", "sable", "thistle", "umber", "velvet",
+          "willow", "yarrow", "zephyr", "aspen", "bramble", "coral", "dune", "fern")
+_COLORS = ("red", "blue", "green", "black", "white", "yellow", "purple", "orange")
+_CITIES = ("Oslo", "Lima", "Pune", "Lyon", "Osaka", "Quito", "Perth", "Cairo")
+_WORDS = ("apple", "river", "stone", "cloud", "tiger", "paper", "bread", "chair", "glass", "lemon", "plant",
+          "queen", "radio", "sugar", "train", "zebra")
+
+
+def _table(rng: random.Random) -> dict[str, Any]:
+    """A small dbbench table: a name column and two attributes, 2 to 7 rows (short observations)."""
+    name = f"{rng.choice(_NAMES)}_{rng.randint(1, 99)}"
+    keys = rng.sample([n.capitalize() for n in _NAMES], rng.randint(2, 7))
+    rows = [[k, rng.choice(_COLORS), rng.choice(_CITIES)] for k in keys]
+    return {"table_name": name, "table_info": {"columns": [{"name": "name", "type": "TEXT"},
+                                                           {"name": "color", "type": "TEXT"},
+                                                           {"name": "city", "type": "TEXT"}], "rows": rows}}
+
+
+def _db_item(table: dict[str, Any], description: str, sql: str, label: list[str], kind: str, family: str) -> dict:
+    heads = [c["name"] for c in table["table_info"]["columns"]]
+    return {"description": description, "add_description": f"Columns: {', '.join(heads)}.", "table": table,
+            "type": [kind], "label": label, "sql": {"query": sql}, "heads": heads, "source": "toy",
+            "family": family}
+
+
+def _db_count(rng: random.Random, family: str, wording: str) -> dict:
+    t = _table(rng)
+    name = t["table_name"]
+    return _db_item(t, wording.format(table=name), f"SELECT COUNT(*) FROM `{name}`",
+                    [str(len(t["table_info"]["rows"]))], "counting", family)
+
+
+def _db_lookup(rng: random.Random, family: str) -> dict:
+    t = _table(rng)
+    name, rows = t["table_name"], t["table_info"]["rows"]
+    row = rng.choice(rows)
+    col = rng.choice(("color", "city"))
+    value = row[1 if col == "color" else 2]
+    return _db_item(t, f"What is the {col} of {row[0]} in the table {name}?",
+                    f"SELECT `{col}` FROM `{name}` WHERE `name` = '{row[0]}'", [value], "other", family)
+
+
+def _os_item(description: str, init: list[str], example: str, answer: str, family: str) -> dict:
+    return {"description": description, "create": {"local": "default", "init": {"code": " && ".join(init)}},
+            "evaluation": {"match": answer, "example": {"code": example}}, "labels": [family], "source": "toy",
+            "family": family}
+
+
+def _os_count(rng: random.Random, family: str, wording: str) -> dict:
+    d = f"/root/{rng.choice(_NAMES)}{rng.randint(1, 99)}"
+    files = rng.sample(_WORDS, rng.randint(1, 7))
+    init = [f"mkdir -p {d}"] + [f"touch {d}/{f}.txt" for f in files]
+    return _os_item(wording.format(dir=d), init, f"ls {d} | wc -l", str(len(files)), family)
+
+
+def _os_read(rng: random.Random, family: str) -> dict:
+    path = f"/root/{rng.choice(_NAMES)}{rng.randint(1, 99)}.txt"
+    word = rng.choice(_WORDS)
+    init = [f"printf %s {shlex.quote(word)} > {path}"]
+    return _os_item(f"What word is written in the file {path}?", init, f"cat {path}", word, family)
+
+
+# family -> (environment, held-in?, item maker)
+FAMILIES: dict[str, tuple[str, bool, Callable[[random.Random, str], dict]]] = {
+    "db_count": ("db", True, lambda r, f: _db_count(r, f, "How many rows does the table {table} have?")),
+    "db_lookup": ("db", True, _db_lookup),
+    "os_count": ("os", True, lambda r, f: _os_count(r, f, "How many files are in the directory {dir}?")),
+    "os_read": ("os", True, _os_read),
+    "db_tally": ("db", False, lambda r, f: _db_count(r, f, "Count the records stored in {table}.")),
+    "os_tally": ("os", False, lambda r, f: _os_count(r, f, "Count the entries of the folder {dir}.")),
+}
+HELD_IN = tuple(f for f, (_, held_in, _) in FAMILIES.items() if held_in)
+HELD_OUT = tuple(f for f, (_, held_in, _) in FAMILIES.items() if not held_in)
+
+
+def family_env(family: str) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"toy task family {family!r} is unknown; known: {sorted(FAMILIES)}")
+    return FAMILIES[family][0]
+
+
+def derive_items(family: str, seed: int, n: int) -> list[dict[str, Any]]:
+    """`n` items of one family (dbbench or os_interaction layout), reproducible from (family, seed)."""
+    family_env(family)
+    rng = random.Random(f"{family}:{seed}")
+    return [FAMILIES[family][2](rng, family) for _ in range(n)]
+
+
+def write_eval_items(out_dir: str, seed: int, n: int, families=tuple(FAMILIES)) -> dict[str, str]:
+    """One item file per family (<out_dir>/<family>.jsonl), in the format agentlm.eval.agent reads for its env."""
+    import json
+    import pathlib
+
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for family in families:
+        path = out / f"{family}.jsonl"
+        path.write_text("".join(json.dumps(it) + "\n" for it in derive_items(family, seed, n)))
+        paths[family] = str(path)
+    return paths
+
+
+def main(argv=None) -> int:
+    """`python -m data_pipeline.sources.toy_tasks --out D --seed 1001 --n 20`: evaluation items of every family
+    (use a seed the training sources do not use, so the instances are new)."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m data_pipeline.sources.toy_tasks", description=main.__doc__)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1001)
+    p.add_argument("--n", type=int, default=20, help="items per family")
+    p.add_argument("--families", default=",".join(FAMILIES))
+    a = p.parse_args(argv)
+    families = [f.strip() for f in a.families.split(",") if f.strip()]
+    for f in families:
+        family_env(f)
+    print(json.dumps(write_eval_items(a.out, a.seed, a.n, families), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
