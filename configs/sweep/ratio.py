@@ -1,65 +1,72 @@
-"""The ratio sweep (python -m launch.sweep --config configs/sweep/ratio.py): one run per eta, trained and evaluated.
+"""The ratio sweep in miniature (python -m launch.sweep --config configs/sweep/ratio.py): the paper's eta study on
+the toy world, eta in {0, 0.1, 0.2, 0.5, 1.0} x 3 seeds, each run trained, served and evaluated.
 
-Embedded default: a tiny sweep on CPU, built from nothing but this repository:
-- agent data: the data pipeline's offline default (oracle-teacher DB and OS trajectories; the household source is
-  left out here to keep the sweep short);
-- held-in eval items: DB / OS tasks the pipeline derives with other seeds than the training data; their oracle
-  trajectories are the trainer's held-out eval set (eval_loss: agent loss on unseen tasks);
-- general data and general eval: word games made by data_pipeline.word_games, with a held-out set;
-- tokenizer: a 512-piece byte-level BPE trained on both pools (the `tiny` preset's vocabulary).
-A tiny model's agent and word-game scores stay near zero in 50 steps, so at this scale the losses carry the
-signal (the sweep takes ~20 minutes on 2 busy cores). Paper scale: train.config = configs/train/llama2_7b.py,
-the published AgentInstruct + ShareGPT data, eval.general enabled with the benchmark files, and mode "tpu".
+Built from nothing but this repository (data steps below, run once):
+- agent data: oracle-teacher trajectories of the held-in toy task families (configs/pipeline/toy_agent.py:
+  db_count, db_lookup, os_count, os_read; data_pipeline.sources.toy_tasks), with short instruction prompts;
+- evaluation items: new instances (another seed) of the held-in families and of the held-out families db_tally
+  and os_tally (a held-in skill under a template never trained on);
+- general data and general eval: word games (data_pipeline.word_games) and their held-out set;
+- tokenizer: a 512-piece byte-level BPE trained on both pools (the toy_2m preset's vocabulary).
+Each run: configs/train/demo.py at the run's eta and seed; then `agentlm.infer.serve` on the checkpoint and
+`agentlm.eval.agent` against it (greedy, one invocation per family, the environments' own metrics, the training
+prompts via prompt_file), and the word-game exact match (agentlm.eval.word_games).
+Paper scale: train.config = configs/train/llama2_7b.py, the published AgentInstruct + ShareGPT data, the paper's
+agent tasks (no suites), eval.general enabled with the benchmark files, and mode "tpu".
 """
 from ml_collections import ConfigDict
+
+DB_PROMPT = "configs/envs/toy_db_scaffold.json"
+OS_PROMPT = "configs/envs/toy_os_scaffold.json"
+FAMILIES = {"db_count": ("db", "held_in"), "db_lookup": ("db", "held_in"), "os_count": ("os", "held_in"),
+            "os_read": ("os", "held_in"), "db_tally": ("db", "held_out"), "os_tally": ("os", "held_out")}
 
 
 def get_config():
     c = ConfigDict()
-    c.title = "AgentTuning ratio sweep (tiny model, CPU)"
+    c.title = "AgentTuning ratio sweep (toy world, 1.8M-parameter model, CPU)"
     c.etas = (0.0, 0.1, 0.2, 0.5, 1.0)
-    c.mode = "local"  # "local": train + evaluate here, one eta after another; "tpu": write launch.tpu jobs
+    c.seeds = (0, 1, 2)
+    c.before_after = ()  # (untuned eta, tuned eta): also write before_after.md
+    c.mode = "local"  # "local": train + evaluate here, one run after another; "tpu": write launch.tpu jobs
     c.out_dir = "runs/sweep_ratio"
     c.run_dir_template = "{out_dir}/{tag}/run"  # gs://... for mode "tpu"
     c.python = ""  # interpreter for the stages ("" = the one running the sweep)
 
     # Data steps, run once each before the runs (placeholders: {python}, {out_dir}, {data_dir}).
-    pipeline = "{python} -m data_pipeline.run --config configs/pipeline/offline_small.py --config.progress=False"
     c.data = ConfigDict(dict(out_dir="{out_dir}/data", steps=[
-        pipeline + " --config.out_dir={data_dir}/agent --config.sources.household.enabled=False",
-        pipeline + " --config.out_dir={data_dir}/heldin --config.sources.household.enabled=False"
-                   " --config.sources.db_annotated.enabled=False --config.sources.os_annotated.enabled=False"
-                   " --config.sources.db_derived.seed=1001 --config.sources.db_derived.n_tables=2"
-                   " --config.sources.os_derived.seed=1001 --config.sources.os_derived.n=8",
-        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct"
-        " --tasks {data_dir}/heldin/tasks.jsonl --eval_items_per_env 4",
+        "{python} -m data_pipeline.run --config configs/pipeline/toy_agent.py --config.progress=False"
+        " --config.out_dir={data_dir}/agent",
+        "{python} -m data_pipeline.sources.toy_tasks --out {data_dir}/eval_items --seed 1001 --n 20",
+        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct",
     ]))
 
     # The run's config file = train.config + train.settings (any field type: the trainer's list fields cannot be
     # set on a command line) + overrides (--config.key=value strings); eta goes to train.eta_key.
     c.train = ConfigDict(dict(
-        enabled=True, module="agentlm.train", config="configs/train/tiny_cpu.py", eta_key="data.mixture.eta",
-        settings=ConfigDict({"data": {"source": "mixture", "mixture": {
+        enabled=True, module="agentlm.train", config="configs/train/demo.py", eta_key="data.mixture.eta",
+        settings=ConfigDict({"data": {"mixture": {
             "agent_paths": ["{data_dir}/agent/export/agentinstruct"], "general_paths": ["{data_dir}/general"],
-            "tokenizer": "{data_dir}/tokenizer/tokenizer.json", "cache_dir": "{out_dir}/tfds_cache"},
-            "eval_paths": ["{data_dir}/heldin/export/agentinstruct"]}}),
-        overrides=["--config.data.seq_len=1024", "--config.data.global_batch_size=4",
-                   "--config.train.steps=50", "--config.optimizer.warmup_steps=5", "--config.checkpoint.every=50",
-                   "--config.log.every=5", "--config.log.eval_every=0", "--config.log.progress=False",
-                   "--config.log.tensorboard=False"]))
+            "tokenizer": "{data_dir}/tokenizer/tokenizer.json", "cache_dir": "{out_dir}/tfds_cache"}}}),
+        overrides=[]))
 
     c.eval = ConfigDict()
+    # Held-in and held-out agent scores: one eval.agent run per task family against the served model. The toy
+    # tasks take 2 rounds; max_rounds=5 only bounds the time a looping model can spend.
     c.eval.agent = ConfigDict(dict(
         enabled=True, module="agentlm.eval.agent", config="configs/eval/agent.py",
-        overrides=["--config.tasks=db,os", "--config.tokenizer={data_dir}/tokenizer/tokenizer.json",
-                   "--config.db.data_file={data_dir}/eval_items/db.jsonl",
-                   "--config.os.data_file={data_dir}/eval_items/os.jsonl",
-                   "--config.workers=2", "--config.max_tokens=48"]))
+        overrides=["--config.workers=4", "--config.max_tokens=96", f"--config.db.prompt_file={DB_PROMPT}",
+                   f"--config.os.prompt_file={OS_PROMPT}", "--config.db.max_rounds=5", "--config.os.max_rounds=5"],
+        suites=ConfigDict({name: dict(task=task, group=group, items=f"{{data_dir}}/eval_items/{name}.jsonl")
+                           for name, (task, group) in FAMILIES.items()}),
+        serve=ConfigDict(dict(enabled=True, module="agentlm.infer.serve", startup_timeout_s=600.0,
+                              args=["--tokenizer", "{data_dir}/tokenizer/tokenizer.json", "--max-batch-rows", "8",
+                                    "--min-batch-rows", "4"]))))
     # Paper-scale general benchmarks (need the benchmark files; see configs/eval/general.py).
     c.eval.general = ConfigDict(dict(
         enabled=False, module="agentlm.eval.general", config="configs/eval/general.py",
         overrides=["--config.data_root=data/general_eval", "--config.benchmarks=mmlu,gsm8k"]))
-    # The tiny world's general eval: exact match on held-out word games (agentlm.eval.word_games).
+    # The toy world's general eval: exact match on held-out word games (agentlm.eval.word_games).
     c.eval.builtin_general = ConfigDict(dict(
         enabled=True, items_file="{data_dir}/general_eval.jsonl", tokenizer="{data_dir}/tokenizer/tokenizer.json",
         max_new_tokens=24))

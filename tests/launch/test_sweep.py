@@ -21,9 +21,12 @@ def ratio_config():
 def stub_config(tmp_path, monkeypatch):
     monkeypatch.setenv("SWEEP_STUB_LOG", str(tmp_path / "calls.jsonl"))
     c = ratio_config()
-    c.etas = (0.0, 0.2, 1.0)
+    c.etas, c.seeds = (0.0, 0.2, 1.0), (0,)
     c.out_dir = str(tmp_path / "sweep")
     c.data.steps = []
+    c.train.overrides = ["--config.train.steps=50"]
+    c.eval.agent.suites = {}  # one agent eval per run over registered tasks (the paper mode)
+    c.eval.agent.serve.enabled = False  # the stub "model" is the run directory
     c.eval.builtin_general.enabled = False
     c.train.module = c.eval.agent.module = c.eval.general.module = "tests.launch.sweep_stub"
     c.eval.general.enabled = True
@@ -49,7 +52,7 @@ def test_sweep_runs_every_eta_then_skips_them(stub_config, tmp_path):
     assert "--config.train.steps=50" in train0  # the config's overrides reach the trainer
     # ... and its settings reach the run's config file, placeholders filled, lists intact
     run_config = sweep_run_config(train0[train0.index("--config") + 1])
-    assert run_config.data.source == "mixture" and run_config.model.preset == "tiny"
+    assert run_config.data.source == "mixture" and run_config.model.preset == "toy_2m"
     assert list(run_config.data.mixture.agent_paths) == [f"{tmp_path}/sweep/data/agent/export/agentinstruct"]
     by_eta = {r["eta"]: r for r in results}
     assert by_eta[0.2]["held_out"] == pytest.approx(10 / 14.9)  # read back from the eval summaries
@@ -86,6 +89,44 @@ def test_failed_stage_leaves_no_marker_and_rerun_finishes(stub_config, tmp_path,
     assert len(calls(tmp_path)) == n + 2  # only eta=1 reruns (train resumes, eval)
 
 
+def test_seeds_suites_and_before_after(stub_config, tmp_path):
+    """Several seeds: one run each, a mean ± std table; suites: one agent eval per task family, held-in and
+    held-out as the mean of their families; the before/after table next to the tuned runs' checkpoints."""
+    stub_config.etas, stub_config.seeds, stub_config.before_after = (0.0, 0.2), (0, 1), (0.0, 0.2)
+    stub_config.eval.general.enabled = False
+    stub_config.eval.agent.suites = {"fam_a": dict(task="db", group="held_in", items="{data_dir}/a.jsonl"),
+                                     "fam_b": dict(task="os", group="held_in", items="{data_dir}/b.jsonl"),
+                                     "fam_c": dict(task="db", group="held_out", items="{data_dir}/c.jsonl")}
+    results = sweep.Sweep(stub_config).run()
+    made = calls(tmp_path)
+    assert len(made) == 4 * (1 + 3)  # (eta, seed) runs x (train + one agent eval per suite)
+    trains = [c for c in made if any(a.startswith("--config.run_dir=") for a in c)]
+    assert {a for c in trains for a in c if a.startswith("--config.seed=")} == {"--config.seed=0", "--config.seed=1"}
+    suite_b = next(c for c in made if "--config.out=" + f"{tmp_path}/sweep/eta_0.2_seed_1/eval/fam_b" in c)
+    assert "--config.tasks=os" in suite_b and f"--config.os.data_file={tmp_path}/sweep/data/b.jsonl" in suite_b
+    by_run = {(r["eta"], r["seed"]): r for r in results}
+    r = by_run[(0.2, 1)]
+    assert r["held_in"] == pytest.approx(20 + 12 + 1) and r["held_out"] == pytest.approx(33)
+    assert r["tasks"] == {"fam_a": pytest.approx(33), "fam_b": pytest.approx(33), "fam_c": pytest.approx(33)}
+    assert r["units"] == "percent" and r["invalid_action_rate"] == pytest.approx(0.8)
+    out = tmp_path / "sweep"
+    md = (out / "results.md").read_text()
+    assert "| 0.2 | 2 | 32.5 ± 0.7 | 32.5 ± 0.7 | - |" in md  # mean ± sample std over the two seeds
+    table = (out / "before_after.md").read_text()
+    assert "| held_in | 20.5 ± 0.7 | 32.5 ± 0.7 |" in table
+    for seed in (0, 1):
+        assert (out / f"eta_0.2_seed_{seed}" / "run" / "before_after.md").read_text() == table
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("seeds", (), "at least one"), ("seeds", (1, 1), "distinct"), ("before_after", (0.0, 0.7), "two of config.etas"),
+])
+def test_bad_seed_and_before_after_are_refused(stub_config, field, value, message):
+    stub_config[field] = value
+    with pytest.raises(ValueError, match=message):
+        sweep.Sweep(stub_config)
+
+
 def test_tpu_mode_writes_one_launch_per_eta(stub_config, tmp_path):
     stub_config.mode = "tpu"
     stub_config.run_dir_template = "gs://bucket/sweep/{tag}"
@@ -112,25 +153,28 @@ def test_bad_config_is_refused(stub_config, field, value, message):
 
 @pytest.mark.slow
 def test_real_two_point_sweep_then_rerun_skips(tmp_path, monkeypatch):
-    """The embedded default shrunk to 2 etas and a few steps: the real pipeline, trainer (mixture source), agent
-    evaluation and word-game eval, end to end (several minutes on 2 cores); the rerun runs nothing."""
+    """The embedded default shrunk to 2 etas, one seed and a few steps: the real pipeline, trainer (mixture source),
+    server, per-family agent evaluation and word-game eval, end to end (minutes on 2 cores); the rerun runs
+    nothing. Whether the model learns is tests/test_demo_e2e.py's question, not this one's."""
     import io
 
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # the stages run as a user's would
 
     c = ratio_config()
     c.out_dir = str(tmp_path / "sweep")
-    c.etas = (0.2, 1.0)
-    c.train.overrides = [o for o in c.train.overrides if not o.startswith(("--config.train.steps=",
-                                                                           "--config.checkpoint.every="))]
-    c.train.overrides += ["--config.train.steps=12", "--config.checkpoint.every=12"]
-    c.eval.agent.overrides = list(c.eval.agent.overrides) + ["--config.db.limit=2", "--config.os.limit=1"]
+    c.etas, c.seeds = (0.2, 1.0), (0,)
+    c.data.steps[0] += " --config.sources.toy_db.n=6 --config.sources.toy_os.n=4"
+    c.data.steps[1] = c.data.steps[1].replace("--n 20", "--n 2")
+    c.train.overrides = ["--config.train.steps=12", "--config.checkpoint.every=12", "--config.data.global_batch_size=4"]
     first = sweep.Sweep(c, out=io.StringIO()).run()
     assert [r["eta"] for r in first] == [0.2, 1.0]
     for r in first:
-        assert r["held_in"] is not None and r["general"] is not None
-        assert r["train_loss"] is not None and r["eval_loss"] is not None  # held-out agent trajectories
-        assert set(r["tasks"]) == {"db", "os", "word_games"}
+        assert r["held_in"] is not None and r["held_out"] is not None and r["general"] is not None
+        assert r["train_loss"] is not None
+        assert set(r["tasks"]) == set(c.eval.agent.suites) | {"word_games"}
+        assert r["commands"]["serve"][2] == "agentlm.infer.serve"
+        model = next(a for a in r["commands"]["agent_db_count"] if a.startswith("--config.model="))
+        assert model.startswith("--config.model=http://127.0.0.1:")  # evaluated through the server
     log = io.StringIO()
     again = sweep.Sweep(c, out=log).run()
     assert log.getvalue().count("finished earlier, skipping") == 2 and " train: " not in log.getvalue()
