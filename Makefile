@@ -36,17 +36,11 @@ test-slow:
 test-all:
 	$(BIN)/python -m pytest -q -m "slow or not slow" tests
 
-# The main job on the embedded default: data the project makes itself -> the tiny model trained at eta = 0.2.
-DEMO := data/generated/demo
-PIPELINE := $(BIN)/python -m data_pipeline.run --config configs/pipeline/offline_small.py
+# The main job on the embedded default: the toy AgentTuning experiment end to end (configs/sweep/demo.py): toy
+# agent trajectories + word games + tokenizer -> the toy_2m Llama trained at eta = 0 and eta = 0.2 -> each served by
+# agentlm.infer.serve and played through agentlm.eval.agent -> the before/after table (runs/demo/before_after.md).
 demo:
-	$(PIPELINE) --config.out_dir=$(DEMO)/agent
-	$(PIPELINE) --config.out_dir=$(DEMO)/heldout --config.sources.db_derived.seed=1001 \
-	  --config.sources.db_derived.n_tables=3 --config.sources.os_derived.seed=1001 --config.sources.os_derived.n=6 \
-	  --config.sources.household.seed=1001 --config.sources.household.n=2 --config.sources.db_annotated.enabled=False \
-	  --config.sources.os_annotated.enabled=False --config.sources.household_annotated.enabled=False
-	$(BIN)/python -m data_pipeline.word_games --data_dir $(DEMO) --agent_dir $(DEMO)/agent/export/agentinstruct
-	$(BIN)/python -m agentlm.train --config configs/train/demo.py
+	$(BIN)/python -m launch.sweep --config configs/sweep/demo.py
 
 # Optional real MySQL-compatible server for the DB environment (--backend mariadb): installs Debian's
 # mariadb-server if missing and starts it on loopback in ~/.cache/agentlm/mariadb ($$AGENTLM_MARIADB_DIR).

@@ -3,7 +3,7 @@ the toy world, eta in {0, 0.1, 0.2, 0.5, 1.0} x 3 seeds, each run trained, serve
 
 Built from nothing but this repository (data steps below, run once):
 - agent data: oracle-teacher trajectories of the held-in toy task families (configs/pipeline/toy_agent.py:
-  db_count, db_lookup, os_count, os_read; data_pipeline.sources.toy_tasks), with short instruction prompts;
+  db_count, db_first, os_count, os_read; data_pipeline.sources.toy_tasks), with short instruction prompts;
 - evaluation items: new instances (another seed) of the held-in families and of the held-out families db_tally
   and os_tally (a held-in skill under a template never trained on);
 - general data and general eval: word games (data_pipeline.word_games) and their held-out set;
@@ -18,7 +18,7 @@ from ml_collections import ConfigDict
 
 DB_PROMPT = "configs/envs/toy_db_scaffold.json"
 OS_PROMPT = "configs/envs/toy_os_scaffold.json"
-FAMILIES = {"db_count": ("db", "held_in"), "db_lookup": ("db", "held_in"), "os_count": ("os", "held_in"),
+FAMILIES = {"db_count": ("db", "held_in"), "db_first": ("db", "held_in"), "os_count": ("os", "held_in"),
             "os_read": ("os", "held_in"), "db_tally": ("db", "held_out"), "os_tally": ("os", "held_out")}
 
 

@@ -26,9 +26,9 @@ def get_config():
     c.data.mixture.cache_dir = f"{DATA}/tfds_cache"
     c.data.global_batch_size = 16
     c.data.seq_len = 256
-    c.train.steps = 300
+    c.train.steps = 200
     c.optimizer.lr = 3e-3
-    c.optimizer.warmup_steps = 30
+    c.optimizer.warmup_steps = 20
     c.checkpoint.every = 100
     c.checkpoint.keep = 1
     c.log.every = 20

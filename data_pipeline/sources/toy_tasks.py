@@ -1,19 +1,23 @@
-"""Toy agent task families for the CPU demo and ratio sweep: tasks a model of about a million parameters can
+"""Toy agent task families for the CPU demo and ratio sweep: tasks a model of about two million parameters can
 learn in minutes, played through the real DB and OS environments in their real action formats.
 
 Why these: the paper's claim is that agent trajectories teach a chat model to act in environments. At toy
 scale the tasks must be short (one operation, one answer), with small observations, yet still go through
 everything a paper-scale run goes through: the environment's prompt and action parsing, the SQL engine or the
-bash sandbox, the environment's own checker. Each family is one template; `derive_items(family, seed, n)` gives
-new instances for every seed, so held-in evaluation uses the training families' templates on unseen instances.
+bash sandbox, the environment's own checker. Each family is one template over a fixed table or path whose
+contents change with every instance: the command is learnable, the answer is not, so a model succeeds only by
+acting and reading the answer off the observation. (A first version put random table and directory names in the
+questions; 200 steps of the toy model learned the action format but not to copy those names into its SQL.)
+`derive_items(family, seed, n)` gives new instances for every seed, so held-in evaluation uses the training
+families' templates on unseen instances.
 
 Families (`FAMILIES`):
-  db_count   "How many rows does the table T have?"          one SELECT COUNT(*), then the answer
-  db_lookup  "What is the C of K in the table T?"            one SELECT ... WHERE, then the answer
-  os_count   "How many files are in the directory D?"        `ls D | wc -l`, then answer(n)
-  os_read    "What word is written in the file F?"          `cat F`, then answer(word)
-  db_tally   (held out) "Count the records stored in T."     the db_count skill under a template never trained on
-  os_tally   (held out) "Count the entries of the folder D." the os_count skill under a template never trained on
+  db_count   "How many rows does the table have?"            SELECT COUNT(*), then the count it returned
+  db_first   "What is the name in the first row?"            SELECT name ... LIMIT 1, then the name it returned
+  os_count   "How many files are in the directory /root/data?"  ls | wc -l, then answer(n)
+  os_read    "What word is written in the file /root/note.txt?" cat, then answer(word)
+  db_tally   (held out) "Count the records stored in the table."   the db_count skill, wording never trained on
+  os_tally   (held out) "Count the entries of the folder /root/data."  the os_count skill, likewise
 Held-out families share a skill with a held-in family but none of its wording: whether agent tuning on one
 template transfers to another phrasing of the same job is the toy analogue of the paper's held-out tasks.
 """
@@ -32,38 +36,37 @@ _WORDS = ("apple", "river", "stone", "cloud", "tiger", "paper", "bread", "chair"
           "queen", "radio", "sugar", "train", "zebra")
 
 
+TABLE = "items"
+DATA_DIR = "/root/data"
+NOTE = "/root/note.txt"
+
+
 def _table(rng: random.Random) -> dict[str, Any]:
-    """A small dbbench table: a name column and two attributes, 2 to 7 rows (short observations)."""
-    name = f"{rng.choice(_NAMES)}_{rng.randint(1, 99)}"
-    keys = rng.sample([n.capitalize() for n in _NAMES], rng.randint(2, 7))
+    """A small dbbench table `items`: a name column and two attributes, 1 to 7 rows (short observations)."""
+    keys = rng.sample([n.capitalize() for n in _NAMES], rng.randint(1, 7))
     rows = [[k, rng.choice(_COLORS), rng.choice(_CITIES)] for k in keys]
-    return {"table_name": name, "table_info": {"columns": [{"name": "name", "type": "TEXT"},
-                                                           {"name": "color", "type": "TEXT"},
-                                                           {"name": "city", "type": "TEXT"}], "rows": rows}}
+    return {"table_name": TABLE, "table_info": {"columns": [{"name": "name", "type": "TEXT"},
+                                                            {"name": "color", "type": "TEXT"},
+                                                            {"name": "city", "type": "TEXT"}], "rows": rows}}
 
 
 def _db_item(table: dict[str, Any], description: str, sql: str, label: list[str], kind: str, family: str) -> dict:
     heads = [c["name"] for c in table["table_info"]["columns"]]
-    return {"description": description, "add_description": f"Columns: {', '.join(heads)}.", "table": table,
-            "type": [kind], "label": label, "sql": {"query": sql}, "heads": heads, "source": "toy",
+    return {"description": description, "add_description": f"Table: {TABLE}. Columns: {', '.join(heads)}.",
+            "table": table, "type": [kind], "label": label, "sql": {"query": sql}, "heads": heads, "source": "toy",
             "family": family}
 
 
 def _db_count(rng: random.Random, family: str, wording: str) -> dict:
     t = _table(rng)
-    name = t["table_name"]
-    return _db_item(t, wording.format(table=name), f"SELECT COUNT(*) FROM `{name}`",
-                    [str(len(t["table_info"]["rows"]))], "counting", family)
+    return _db_item(t, wording, f"SELECT COUNT(*) FROM `{TABLE}`", [str(len(t["table_info"]["rows"]))], "counting",
+                    family)
 
 
-def _db_lookup(rng: random.Random, family: str) -> dict:
+def _db_first(rng: random.Random, family: str) -> dict:
     t = _table(rng)
-    name, rows = t["table_name"], t["table_info"]["rows"]
-    row = rng.choice(rows)
-    col = rng.choice(("color", "city"))
-    value = row[1 if col == "color" else 2]
-    return _db_item(t, f"What is the {col} of {row[0]} in the table {name}?",
-                    f"SELECT `{col}` FROM `{name}` WHERE `name` = '{row[0]}'", [value], "other", family)
+    return _db_item(t, "What is the name in the first row of the table?", f"SELECT `name` FROM `{TABLE}` LIMIT 1",
+                    [t["table_info"]["rows"][0][0]], "other", family)
 
 
 def _os_item(description: str, init: list[str], example: str, answer: str, family: str) -> dict:
@@ -73,27 +76,25 @@ def _os_item(description: str, init: list[str], example: str, answer: str, famil
 
 
 def _os_count(rng: random.Random, family: str, wording: str) -> dict:
-    d = f"/root/{rng.choice(_NAMES)}{rng.randint(1, 99)}"
     files = rng.sample(_WORDS, rng.randint(1, 7))
-    init = [f"mkdir -p {d}"] + [f"touch {d}/{f}.txt" for f in files]
-    return _os_item(wording.format(dir=d), init, f"ls {d} | wc -l", str(len(files)), family)
+    init = [f"mkdir -p {DATA_DIR}"] + [f"touch {DATA_DIR}/{f}.txt" for f in files]
+    return _os_item(wording, init, f"ls {DATA_DIR} | wc -l", str(len(files)), family)
 
 
 def _os_read(rng: random.Random, family: str) -> dict:
-    path = f"/root/{rng.choice(_NAMES)}{rng.randint(1, 99)}.txt"
     word = rng.choice(_WORDS)
-    init = [f"printf %s {shlex.quote(word)} > {path}"]
-    return _os_item(f"What word is written in the file {path}?", init, f"cat {path}", word, family)
+    return _os_item(f"What word is written in the file {NOTE}?", [f"printf %s {shlex.quote(word)} > {NOTE}"],
+                    f"cat {NOTE}", word, family)
 
 
 # family -> (environment, held-in?, item maker)
 FAMILIES: dict[str, tuple[str, bool, Callable[[random.Random, str], dict]]] = {
-    "db_count": ("db", True, lambda r, f: _db_count(r, f, "How many rows does the table {table} have?")),
-    "db_lookup": ("db", True, _db_lookup),
-    "os_count": ("os", True, lambda r, f: _os_count(r, f, "How many files are in the directory {dir}?")),
+    "db_count": ("db", True, lambda r, f: _db_count(r, f, "How many rows does the table have?")),
+    "db_first": ("db", True, _db_first),
+    "os_count": ("os", True, lambda r, f: _os_count(r, f, f"How many files are in the directory {DATA_DIR}?")),
     "os_read": ("os", True, _os_read),
-    "db_tally": ("db", False, lambda r, f: _db_count(r, f, "Count the records stored in {table}.")),
-    "os_tally": ("os", False, lambda r, f: _os_count(r, f, "Count the entries of the folder {dir}.")),
+    "db_tally": ("db", False, lambda r, f: _db_count(r, f, "Count the records stored in the table.")),
+    "os_tally": ("os", False, lambda r, f: _os_count(r, f, f"Count the entries of the folder {DATA_DIR}.")),
 }
 HELD_IN = tuple(f for f, (_, held_in, _) in FAMILIES.items() if held_in)
 HELD_OUT = tuple(f for f, (_, held_in, _) in FAMILIES.items() if not held_in)
