@@ -25,11 +25,11 @@ def get_config():
     c.data.mixture.tokenizer = f"{DATA}/tokenizer/tokenizer.json"
     c.data.mixture.cache_dir = f"{DATA}/tfds_cache"
     c.data.global_batch_size = 16
-    c.data.seq_len = 256
-    c.train.steps = 200
+    c.data.seq_len = 320
+    c.train.steps = 150
     c.optimizer.lr = 3e-3
     c.optimizer.warmup_steps = 20
-    c.checkpoint.every = 100
+    c.checkpoint.every = 50
     c.checkpoint.keep = 1
     c.log.every = 20
     c.log.eval_every = 0
