@@ -16,6 +16,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from openai.types import Model
+from openai.types.chat import ChatCompletion
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlm.infer import openai_api as api
@@ -36,8 +38,8 @@ def _error(err: api.ApiError) -> JSONResponse:
 
 class BodyLimit:
     """ASGI middleware: refuses a POST body over `limit` bytes with 413, from its Content-Length when sent
-    (the body is drained first so the client can read the answer) or while reading a chunked one; a body sent
-    without a Content-Type is read as the JSON it must be."""
+    (the body is drained first so the client can read the answer) or while reading a chunked one; a body is read
+    as the JSON it must be whatever its Content-Type says."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -46,8 +48,10 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if b"content-type" not in headers:  # every body here is JSON; clients such as curl -d may not say so
-            scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
+        if headers.get(b"content-type", b"").split(b";")[0].strip() != b"application/json":
+            # every body here is JSON, whatever the client says it is (curl -d sends a form content type)
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                     + [(b"content-type", b"application/json")]}
         declared = headers.get(b"content-length")
         size = int(declared) if declared and declared.isdigit() else None
         if size is not None and size <= self.limit:
@@ -141,8 +145,9 @@ def build_app(server: "OpenAIServer") -> FastAPI:
 
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def models():
-        return {"object": "list", "data": [{"id": server.model_name, "object": "model", "created": 0,
-                                            "owned_by": "agentlm", "max_model_len": server.limits.max_model_len}]}
+        return {"object": "list", "data": [as_openai(Model, {
+            "id": server.model_name, "object": "model", "created": 0, "owned_by": "agentlm",
+            "max_model_len": server.limits.max_model_len})]}
 
     @app.post("/v1/completions", dependencies=[Depends(authorized)])
     async def completions(req: CompletionRequest):
@@ -196,7 +201,8 @@ def build_app(server: "OpenAIServer") -> FastAPI:
             if plan.logprobs is not None:
                 choice["logprobs"] = api.chat_logprobs(server.token_strings, plan.logprobs, result)
             choices.append(choice)
-        return api.envelope("chat", api.new_id("chatcmpl"), server.model_name, choices, usage(plan, results))
+        return as_openai(ChatCompletion, api.envelope("chat", api.new_id("chatcmpl"), server.model_name, choices,
+                                                      usage(plan, results)))
 
     def tokenizer():
         if engine.tokenizer is None:
@@ -236,6 +242,13 @@ def build_app(server: "OpenAIServer") -> FastAPI:
                 "model_max_length": server.limits.max_model_len, "chat_template": None, "template": server.template}
 
     return app
+
+
+def as_openai(kind, body: dict) -> dict:
+    """The response body checked against the openai package's own type for it (a schema slip is a 500 here, not a
+    client's parse error later), returned as sent. Completions' legacy logprobs (None for a prompt's first token)
+    do not fit the package's type, so those bodies are built by agentlm.infer.openai_api alone."""
+    return kind.model_validate(body).model_dump(exclude_unset=True)
 
 
 def encode_with_specials(tok, text: str, specials: dict[str, int]) -> list[int]:

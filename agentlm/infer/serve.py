@@ -182,6 +182,8 @@ def main(argv=None) -> int:
     log.info("serving %s at %s (api key %s)", name, server.url, "required" if args.api_key else "off")
     try:
         server.serve_forever()  # uvicorn handles Ctrl-C / SIGTERM with a graceful shutdown
+    except KeyboardInterrupt:  # uvicorn re-raises the signal once it has shut down
+        pass
     finally:
         server.socket.close()
         engine.close()
