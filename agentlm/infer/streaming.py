@@ -107,8 +107,11 @@ async def stream_events(engine, plan: api.Plan, rid: str, model: str) -> AsyncIt
 def _tool_choice(tok, plan: api.Plan, row: int, tokens: list[int]) -> dict:
     from agentlm.infer.generate import GenerationResult
 
-    cut_reason = _final_text(plan, row, api.continuation_text(tok, tokens), tokens)[1]
-    result = GenerationResult(tokens, "length" if cut_reason == "length" else "stop")
+    text = api.continuation_text(tok, tokens, plan.prompts[0] if plan.prefill else None)
+    reason = _final_text(plan, row, text, tokens)[1]
+    hits = [s for s in plan.stop_strings if s in text]
+    stop = min(hits, key=text.find) if hits else None  # cut there, as the non-streamed reply is
+    result = GenerationResult(tokens, "length" if reason == "length" else "stop", stop)
     message, reason = api.chat_message(tok, plan, result)
     message.pop("role")
     if message.get("tool_calls"):
