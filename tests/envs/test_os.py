@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from agentlm.envs import os_env
+from agentlm.envs import os_env, os_sandbox_root
 from agentlm.envs.base import Outcome, TaskUnscorable
 from agentlm.envs.loop import run_tasks, summarize
 from agentlm.envs.os_sandbox import Sandbox, SandboxError, SandboxLimits, bwrap_available
@@ -33,7 +33,11 @@ def test_oracle_passes_dev(tmp_path):
     failed = [(e.task_id, e.outcome.value, e.info) for e in eps if e.outcome != Outcome.SUCCESS]
     s = summarize(eps)
     assert s["success_rate"] >= 0.9, failed
-    assert s["unscorable"] == 0  # our own versions of the three item scripts ship in configs/envs/os_scripts
+    # our own versions of the three item scripts ship in configs/envs/os_scripts; without a root sandbox the
+    # items whose scripts create users (18, 19, 20, 24) are set apart, with the reason
+    root_items = set() if os_sandbox_root.root_problem() is None else {18, 19, 20, 24}
+    assert {int(e.task_id.rsplit("_", 1)[1]) for e in eps if e.outcome == Outcome.UNSCORABLE} == root_items
+    assert all("root sandbox unavailable" in e.info["unscorable"] for e in eps if e.outcome == Outcome.UNSCORABLE)
 
 
 def test_missing_scripts_are_unscorable():
