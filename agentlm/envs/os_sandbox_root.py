@@ -6,9 +6,9 @@ fix sudo configuration, do apt housekeeping. The plain sandbox (agentlm.envs.os_
 shows the host's system read-only, so those solutions fail there. This one gives each episode:
 
 - a Debian root filesystem built once (`build_rootfs`: mmdebstrap, at `make install` time) and cached through
-  agentlm.cache, mounted as the read-only lower layer of an overlay whose upper layer is a tmpfs that bwrap
-  throws away with the episode (`--overlay-src ROOTFS --tmp-overlay /`): every write lands in memory and is
-  gone when the sandbox closes; the cached tree and the host are never written;
+  agentlm.cache, mounted as the read-only lower layer of an overlay whose upper layer is a size-capped tmpfs in
+  the sandbox's own mount namespace: every write lands in memory and is gone when the sandbox's processes end;
+  the cached tree and the host are never written;
 - a user namespace mapping 65536 ids (inner 0..65535 onto an outer range of unused ids), so useradd, chown and
   chgrp to new users and groups work, and setuid programs of the root filesystem (sudo, su) work inside;
 - everything the plain sandbox promises: no network (own network namespace), no view of host processes (own pid
@@ -43,6 +43,7 @@ from agentlm import cache
 from agentlm.envs.os_sandbox import Sandbox, SandboxError, SandboxLimits, bwrap_available
 
 ID_COUNT = 65536
+OVERLAY_AT = "/mnt"  # where, in the sandbox's own mount namespace, its root is assembled before bwrap starts
 HOST_ROOT_RANGE = 1_600_000_000  # outer ids used as host root: far above any real user or subordinate range
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -52,21 +53,40 @@ PACKAGES = ("python3", "sudo", "passwd", "procps", "psmisc", "less", "file", "bc
             "gawk", "git", "tzdata", "ca-certificates", "openssl")
 
 # Runs as the sandbox's first process before bwrap: enter a new user namespace (as the range's first id when
-# started as host root), tell the host, wait until the host has written the id maps, become root inside, exec.
+# started as host root), tell the host, wait until the host has written the id maps, become root inside; then,
+# for a sandbox, mount the episode's root in a mount namespace of its own (bubblewrap before 0.9 has no overlay
+# options): a size-capped tmpfs holds the overlay's upper layer over the cached tree; exec the command.
 _ENTER_USERNS = r"""
-import ctypes, os, sys
-ready, go, outer = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import ctypes, json, os, sys
+ready, go, outer, setup = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+libc = ctypes.CDLL(None, use_errno=True)
+def check(rc, what):
+    if rc != 0:
+        sys.stderr.write(what + ": " + os.strerror(ctypes.get_errno()) + "\n"); sys.exit(111)
 if os.geteuid() == 0:
     os.setgroups([]); os.setresgid(outer, outer, outer); os.setresuid(outer, outer, outer)
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x10000000) != 0:
-    sys.stderr.write("unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()) + "\n"); sys.exit(111)
+check(libc.unshare(0x10000000), "unshare(CLONE_NEWUSER)")
 os.write(ready, b"1"); os.close(ready)
 if os.read(go, 1) != b"1":
     sys.exit(112)
 os.setgroups([]); os.setresgid(0, 0, 0); os.setresuid(0, 0, 0)
-os.execvp(sys.argv[4], sys.argv[4:])
+if setup.get("lower"):
+    check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+    check(libc.mount(None, b"/", None, 0x4000 | 0x40000, None), "make / private")
+    top = setup["at"].encode()
+    check(libc.mount(b"tmpfs", top, b"tmpfs", 0, b"mode=0755,size=%d" % setup["size"]), "tmpfs for the upper layer")
+    for d in (b"/upper", b"/work", b"/root"):
+        os.mkdir(top + d, 0o755)
+    opts = b"lowerdir=%s,upperdir=%s/upper,workdir=%s/work,userxattr" % (setup["lower"].encode(), top, top)
+    check(libc.mount(b"overlay", top + b"/root", b"overlay", 0, opts), "overlay mount")
+os.execvp(sys.argv[5], sys.argv[5:])
 """
+
+
+def host_python() -> str:
+    """The system's python3 runs `_ENTER_USERNS`: once it is an id of the range, a virtual environment's
+    interpreter may sit in a directory that id cannot read (e.g. under /root)."""
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
 
 
 def id_range() -> tuple[int, str | None]:
@@ -131,13 +151,11 @@ def root_problem() -> str | None:
     plain = bwrap_available()
     if plain:
         return plain
-    out = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.split()
-    version = tuple(int(x) for x in out[-1].split(".")) if out and out[-1][:1].isdigit() else (0,)
-    if version < (0, 8):
-        return f"bubblewrap {out[-1] if out else '?'} has no --tmp-overlay (0.8 or later needed)"
     _, why = id_range()
     if why:
         return why
+    if not os.path.isdir(OVERLAY_AT):
+        return f"{OVERLAY_AT} is missing (the sandbox assembles its root there, in its own mount namespace)"
     root = rootfs_path() / "root"
     if not cache.is_complete(rootfs_path()) or not (root / "usr/bin/python3").exists():
         return f"no Debian root filesystem at {root} (build it: make os-rootfs)"
@@ -150,15 +168,15 @@ def root_problem() -> str | None:
 class _Userns:
     """Starts a command in a new user namespace with 65536 ids mapped (root inside), via `_ENTER_USERNS`."""
 
-    def __init__(self, cmd: list[str], prefix: list[str] | None = None, **popen):
+    def __init__(self, cmd: list[str], prefix: list[str] | None = None, setup: dict | None = None, **popen):
         first, why = id_range()
         if why:
             raise SandboxError(f"root sandbox: {why}")
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         try:
-            self.proc = subprocess.Popen([*(prefix or []), sys.executable, "-S", "-c", _ENTER_USERNS, str(ready_w),
-                                          str(go_r), str(first), *cmd], pass_fds=(ready_w, go_r), **popen)
+            self.proc = subprocess.Popen([*(prefix or []), host_python(), "-S", "-c", _ENTER_USERNS, str(ready_w),
+                                          str(go_r), str(first), json.dumps(setup or {}), *cmd], pass_fds=(ready_w, go_r), **popen)
         finally:
             os.close(ready_w)
             os.close(go_r)
@@ -194,9 +212,12 @@ class _Userns:
                 raise SandboxError(f"root sandbox: {tool} failed: {r.stderr.strip()[:300]}")
 
 
-def build_rootfs(force: bool = False) -> pathlib.Path:
-    """Builds (once; concurrent callers wait on the entry's lock) the cached Debian tree; returns its path."""
-    if shutil.which("mmdebstrap") is None:
+def build_rootfs(force: bool = False, tarball: str | None = None) -> pathlib.Path:
+    """Builds (once; concurrent callers wait on the entry's lock) the cached Debian tree; returns its path.
+
+    `tarball`: unpack this mmdebstrap tarball (built elsewhere with the same PACKAGES, e.g. on a machine that
+    reaches a Debian mirror) instead of running mmdebstrap here."""
+    if tarball is None and shutil.which("mmdebstrap") is None:
         raise RuntimeError("mmdebstrap is not installed (apt-get install mmdebstrap; make install does it)")
     _, why = id_range()
     if why:
@@ -208,15 +229,19 @@ def build_rootfs(force: bool = False) -> pathlib.Path:
     def build(tmp: pathlib.Path) -> None:
         tmp.chmod(0o755)
         tar = tmp / "rootfs.tar"
-        mode = "root" if os.geteuid() == 0 else "unshare"
-        subprocess.run(["mmdebstrap", f"--mode={mode}", "--variant=minbase", "--include=" + ",".join(PACKAGES),
-                        "--skip=cleanup/apt/lists", SUITE, str(tar), MIRROR], check=True)
+        if tarball:
+            shutil.copyfile(tarball, tar)
+        else:
+            mode = "root" if os.geteuid() == 0 else "unshare"
+            subprocess.run(["mmdebstrap", f"--mode={mode}", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+                            "--skip=cleanup/apt/lists", SUITE, str(tar), MIRROR], check=True)
+        tar.chmod(0o644)
         root = tmp / "root"
-        root.mkdir()
-        root.chmod(0o777)  # unpacked by root inside the id range, which owns nothing here yet
-        unpack = _Userns(["tar", "-xpf", str(tar), "-C", str(root), "--numeric-owner", "--exclude=./dev/*"],
-                         stderr=subprocess.PIPE)
+        tmp.chmod(0o777)  # root inside the id range makes the tree, so that the tree's top is its own too
+        unpack = _Userns(["sh", "-c", 'mkdir -m 755 "$1" && exec tar -xpf "$2" -C "$1" --numeric-owner '
+                          '--exclude="./dev/*"', "sh", str(root), str(tar)], stderr=subprocess.PIPE)
         _, err = unpack.proc.communicate(timeout=1800)
+        tmp.chmod(0o755)
         if unpack.proc.returncode:
             raise RuntimeError(f"unpacking the root filesystem failed: {err.decode(errors='replace')[-500:]}")
         tar.unlink()
@@ -227,10 +252,11 @@ def build_rootfs(force: bool = False) -> pathlib.Path:
 class RootSandbox(Sandbox):
     """One episode's root-like machine; the same interface (run, spawn, close) and limits as `Sandbox`."""
 
-    def __init__(self, limits: SandboxLimits | None = None, workdir: str | None = None):
+    def __init__(self, limits: SandboxLimits | None = None, workdir: str | None = None, root_bytes: int = 512 << 20):
         problem = root_problem()
         if problem:
             raise SandboxError(f"root sandbox unavailable: {problem}")
+        self.root_bytes = root_bytes  # size of the writable layer over the whole root filesystem
         super().__init__(limits, workdir)
 
     def _start(self) -> None:
@@ -239,7 +265,7 @@ class RootSandbox(Sandbox):
                    "RLIMIT_CPU": lim.cpu_seconds}
         bwrap = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                  "--die-with-parent", "--new-session", "--hostname", "sandbox",
-                 "--overlay-src", str(rootfs_path() / "root"), "--tmp-overlay", "/",
+                 "--bind", OVERLAY_AT + "/root", "/",
                  "--proc", "/proc", "--dev", "/dev", "--ro-bind", str(self.stage), "/.agentlm", "--chdir", "/root",
                  "--clearenv", "--setenv", "HOME", "/root", "--setenv", "USER", "root", "--setenv", "LOGNAME",
                  "root", "--setenv", "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -247,7 +273,8 @@ class RootSandbox(Sandbox):
                  "python3", "/.agentlm/server.py", json.dumps(rlimits), "--keep-etc"]
         self.cgroup = self._make_cgroup()
         prefix = ["sh", "-c", f'echo $$ > "{self.cgroup}/cgroup.procs" && exec "$@"', "sh"] if self.cgroup else []
-        self.proc = _Userns(bwrap, prefix, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        setup = {"lower": str(rootfs_path() / "root"), "at": OVERLAY_AT, "size": self.root_bytes}
+        self.proc = _Userns(bwrap, prefix, setup, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True).proc
         reply = self._request({"op": "setup"}, timeout=30)
         if not reply.get("ok"):
@@ -258,13 +285,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="The OS environment's root sandbox: build its Debian tree, check it.")
     ap.add_argument("command", choices=["build", "check", "where"])
     ap.add_argument("--force", action="store_true", help="build: rebuild even if cached")
+    ap.add_argument("--tarball", default=None, help="build: unpack this mmdebstrap tarball instead of running it")
     args = ap.parse_args(argv)
     if args.command == "where":
         print(rootfs_path() / "root")
         return 0
     if args.command == "build":
         try:
-            print(f"root filesystem: {build_rootfs(args.force) / 'root'}")
+            print(f"root filesystem: {build_rootfs(args.force, args.tarball) / 'root'}")
         except (RuntimeError, subprocess.CalledProcessError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
