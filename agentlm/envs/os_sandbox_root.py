@@ -252,11 +252,10 @@ def build_rootfs(force: bool = False, tarball: str | None = None) -> pathlib.Pat
 class RootSandbox(Sandbox):
     """One episode's root-like machine; the same interface (run, spawn, close) and limits as `Sandbox`."""
 
-    def __init__(self, limits: SandboxLimits | None = None, workdir: str | None = None, root_bytes: int = 512 << 20):
+    def __init__(self, limits: SandboxLimits | None = None, workdir: str | None = None):
         problem = root_problem()
         if problem:
             raise SandboxError(f"root sandbox unavailable: {problem}")
-        self.root_bytes = root_bytes  # size of the writable layer over the whole root filesystem
         super().__init__(limits, workdir)
 
     def _start(self) -> None:
@@ -266,6 +265,8 @@ class RootSandbox(Sandbox):
         bwrap = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                  "--die-with-parent", "--new-session", "--hostname", "sandbox",
                  "--bind", OVERLAY_AT + "/root", "/",
+                 # the command server's state (cwd, exports) apart, so a full root layer cannot stop the server
+                 "--size", str(8 << 20), "--tmpfs", "/run/agentlm",
                  "--proc", "/proc", "--dev", "/dev", "--ro-bind", str(self.stage), "/.agentlm", "--chdir", "/root",
                  "--clearenv", "--setenv", "HOME", "/root", "--setenv", "USER", "root", "--setenv", "LOGNAME",
                  "root", "--setenv", "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -273,7 +274,8 @@ class RootSandbox(Sandbox):
                  "python3", "/.agentlm/server.py", json.dumps(rlimits), "--keep-etc"]
         self.cgroup = self._make_cgroup()
         prefix = ["sh", "-c", f'echo $$ > "{self.cgroup}/cgroup.procs" && exec "$@"', "sh"] if self.cgroup else []
-        setup = {"lower": str(rootfs_path() / "root"), "at": OVERLAY_AT, "size": self.root_bytes}
+        # the writable layer over the whole tree is one tmpfs, capped like each writable tmpfs of the plain sandbox
+        setup = {"lower": str(rootfs_path() / "root"), "at": OVERLAY_AT, "size": lim.tmpfs_bytes}
         self.proc = _Userns(bwrap, prefix, setup, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True).proc
         reply = self._request({"op": "setup"}, timeout=30)

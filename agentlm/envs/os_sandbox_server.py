@@ -40,7 +40,8 @@ def run(req):
             f.write(cmd + "\n")
         script = (f'cd "$(cat {STATE}/cwd 2>/dev/null || echo /root)" 2>/dev/null; '
                   f'[ -f {STATE}/env ] && . {STATE}/env 2>/dev/null; '
-                  f'. {STATE}/cmd.sh; __rc=$?; pwd > {STATE}/cwd; export -p > {STATE}/env; exit $__rc')
+                  f'__agentlm_cmd=$(cat {STATE}/cmd.sh); rm -f {STATE}/cmd.sh; eval "$__agentlm_cmd"; __rc=$?; '
+                  f'pwd > {STATE}/cwd; export -p > {STATE}/env; exit $__rc')  # (the command text stays off disk)
     else:
         script = cmd
     extra = [str(a) for a in req.get("args", [])]

@@ -114,8 +114,16 @@ def _digest(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
+ROOT_REASON = os_sandbox_root.root_problem()
+
+
 @needs_bwrap
-def test_sandbox_attacks_fail(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["plain", "root"])
+def test_sandbox_attacks_fail(tmp_path, monkeypatch, kind):
+    """The same attacks on both machines: the plain sandbox and the root-like one (uid 0 with 65536 ids)."""
+    if kind == "root" and ROOT_REASON:
+        pytest.skip(f"root sandbox unavailable: {ROOT_REASON}")
+    make = Sandbox if kind == "plain" else os_sandbox_root.RootSandbox
     secret = f"agentlm-secret-{os.getpid()}"
     secret_file = pathlib.Path("/root") / f".agentlm_test_secret_{os.getpid()}"
     outside = tmp_path / "outside.txt"
@@ -134,7 +142,7 @@ def test_sandbox_attacks_fail(tmp_path, monkeypatch):
             secret_file = None
         limits = SandboxLimits(command_timeout=4, processes=64, address_space=512 << 20, tmpfs_bytes=32 << 20,
                                memory_bytes=512 << 20)
-        with Sandbox(limits) as box:
+        with make(limits) as box:
             def run(cmd, **kw):
                 t = time.monotonic()
                 r = box.run(cmd, **kw)
