@@ -10,7 +10,9 @@ shows the host's system read-only, so those solutions fail there. This one gives
   the sandbox's own mount namespace: every write lands in memory and is gone when the sandbox's processes end;
   the cached tree and the host are never written;
 - a user namespace mapping 65536 ids (inner 0..65535 onto an outer range of unused ids), so useradd, chown and
-  chgrp to new users and groups work, and setuid programs of the root filesystem (sudo, su) work inside;
+  chgrp to new users and groups work, and root runs sudo/su/visudo as in a container. (bwrap sets
+  no_new_privs, so a setuid program cannot raise an ordinary user inside: `sudo` works for root, as AgentBench's
+  checks run it, not for the users it creates);
 - everything the plain sandbox promises: no network (own network namespace), no view of host processes (own pid
   namespace), the same per-command limits and command server, a memory ceiling where a cgroup can be made.
 

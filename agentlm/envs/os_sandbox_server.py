@@ -139,6 +139,11 @@ def setup(req):
         else:
             shutil.copy2(s, d, follow_symlinks=False)
     os.makedirs(STATE, exist_ok=True)
+    if KEEP_ETC:  # the root sandbox's own Debian /etc: name the host, as a container's /etc/hosts does
+        with open("/etc/hosts", "a") as f:
+            f.write("127.0.1.1\tsandbox\n")
+        with open("/etc/hostname", "w") as f:
+            f.write("sandbox\n")
     return {"ok": True}
 
 
