@@ -2,13 +2,14 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the environments need (OS sandbox, MiniWoB++ browser). Java 17 comes with the base image;
-# default-jre-headless is installed only where java is missing.
-DEBS := bubblewrap chromium chromium-driver sqlite3
+# Debian packages the environments need (OS sandboxes, MiniWoB++ browser). Java 17 comes with the base image;
+# default-jre-headless is installed only where java is missing. The OS root sandbox needs uidmap (newuidmap for
+# users other than root), mmdebstrap (builds its Debian tree) and sudo (this Makefile's own installs as a user).
+DEBS := bubblewrap chromium chromium-driver sqlite3 sudo uidmap mmdebstrap
 
-.PHONY: install debs venv test test-slow test-all demo mariadb clean
+.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all demo mariadb clean
 
-install: debs venv
+install: debs venv os-rootfs
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -26,6 +27,17 @@ $(BIN)/.installed: requirements.txt requirements-test.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
 	touch $@
+
+# The OS environment's root sandbox: a Debian tree built once with mmdebstrap (reaches deb.debian.org) and cached
+# (/var/cache/agentlm/os-rootfs as root, else ~/.cache/agentlm/os-rootfs; $$AGENTLM_OS_ROOTFS_DIR). Where it cannot be
+# built, install goes on and says what is missing; OS items that need root are then reported as unscorable.
+os-rootfs: venv
+	@$(BIN)/python -m agentlm.envs.os_sandbox_root build || \
+	  echo "WARNING: no OS root sandbox on this machine (see the message above); OS items that need root will be unscorable"
+
+# Starts one root sandbox and creates a user, a group and a command in it; names what is missing otherwise.
+sandbox-check: venv
+	$(BIN)/python -m agentlm.envs.os_sandbox_root check
 
 test:
 	$(BIN)/python -m pytest -q tests
