@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from agentlm.envs import os_items
 from agentlm.envs.agents import n_agent_turns
-from agentlm.envs.base import Environment, Message, StepResult, Task, TaskUnscorable
+from agentlm.envs.base import Environment, Message, Outcome, StepResult, Task, TaskUnscorable
 from agentlm.envs import os_sandbox_root
 from agentlm.envs.os_sandbox import Sandbox, SandboxLimits
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
@@ -306,9 +306,16 @@ class OSOracle:
 
 
 def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, Any]:
-    """The paper's OS score: success rate in percent over the items that can be judged here (an item whose check
-    script is missing is counted apart)."""
-    return success_rate(episodes, tasks)
+    """The paper's OS score: success rate in percent over the items that can be judged here; the others are
+    counted apart by reason (a missing item script, a machine without the root sandbox)."""
+    reasons: dict[str, int] = {}
+    for ep in episodes:
+        if ep.outcome == Outcome.UNSCORABLE:
+            why = str(ep.info.get("unscorable", ""))
+            key = "needs root" if why.startswith("needs root") or "root sandbox unavailable" in why else \
+                "missing script" if why.startswith("needs ") else "other"
+            reasons[key] = reasons.get(key, 0) + 1
+    return {**success_rate(episodes, tasks), "unscorable_reasons": reasons}
 
 
 def _sandbox_problem() -> str | None:

@@ -112,8 +112,7 @@ def test_summary_json_counts_table_problems(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["scores"]["table_problems"] == {"short_row": 1, "empty_row": 1, "duplicate_column": 1}
     assert summary["unscorable"] == 1 and summary["scored"] == 4
-    assert run_main(["--env", "db", "--tasks", str(src), "--out", str(tmp_path / "strict"),
-                     "--option", "strict_tables=true"]) == 0
+    assert run_main(["--env", "db", "--tasks", str(src), "--out", str(tmp_path / "strict"), "--strict-tables"]) == 0
     assert json.loads((tmp_path / "strict" / "summary.json").read_text())["unscorable"] == 3
 
 

@@ -127,6 +127,7 @@ def test_missing_root_sandbox_is_named_and_root_items_are_unscorable(monkeypatch
     assert [e.outcome for e in eps][1:] == [Outcome.UNSCORABLE] * 4  # never run as failures
     assert all("needs root" in e.info["unscorable"] and "uidmap" in e.info["unscorable"] for e in eps[1:])
     assert eps[0].outcome == Outcome.SUCCESS  # /usr/local/bin is writable in the plain sandbox as well
+    assert os_env.aggregate(eps, tasks)["unscorable_reasons"] == {"needs root": 4}
 
 
 def test_rootfs_is_a_cache_entry_keyed_by_its_packages(monkeypatch, tmp_path):
