@@ -106,10 +106,11 @@ def test_scripts_folder_is_required_where_an_item_names_a_file(tmp_path):
 
 
 @needs_bwrap
-def test_oracle_passes_every_shape_from_the_data_root(tmp_path):
+@pytest.mark.parametrize("sandbox", ["plain", "auto"])  # auto: the root sandbox where the machine has one
+def test_oracle_passes_every_shape_from_the_data_root(tmp_path, sandbox):
     data = _agentbench_tree(tmp_path)
     out = tmp_path / "run"
-    assert run_main(["--env", "os", "--tasks", str(data), "--out", str(out), "--option", "sandbox=plain"]) == 0
+    assert run_main(["--env", "os", "--tasks", str(data), "--out", str(out), "--option", f"sandbox={sandbox}"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = {json.loads(line)["id"]: json.loads(line) for line in (out / "os.jsonl").read_text().splitlines()}
     assert summary["episodes"] == 5 and summary["success_rate"] == 1.0, {k: r.get("outcome") for k, r in rows.items()}
