@@ -35,6 +35,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.domains.back_office",
     "agentlm.envs.domains.triage",
     "agentlm.envs.domains.tutor",
+    "agentlm.envs.hotpotqa",
 )
 
 _SPECS: dict[str, EnvSpec] = {}
