@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the environments need (OS sandbox, MiniWoB++ browser). Java 17 comes with the base image;
 # default-jre-headless is installed only where java is missing.
-DEBS := bubblewrap chromium chromium-driver sqlite3
+DEBS := bubblewrap chromium chromium-driver sqlite3 g++ make cmake
 
-.PHONY: install debs venv test test-slow test-all demo mariadb clean
+.PHONY: install debs venv test test-slow test-all demo mariadb card-game clean
 
 install: debs venv
 
@@ -54,6 +54,12 @@ mariadb:
 	@dpkg -s mariadb-server >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client; }
 	$(BIN)/python -m agentlm.envs.mariadb start
+
+# AgentBench's Digital Card Game (engine, judge, AI client for this Python) built into the cache from its
+# unmodified source: AGENTLM_CARD_GAME_SRC=<AgentBench root or src/tasks/card_game>, default ../shared's copy.
+AGENTLM_CARD_GAME_SRC ?= ../shared/third_party/agentbench_card_game
+card-game:
+	$(BIN)/python -m agentlm.envs.card_game.build --source $(AGENTLM_CARD_GAME_SRC)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

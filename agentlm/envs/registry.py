@@ -36,6 +36,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.domains.triage",
     "agentlm.envs.domains.tutor",
     "agentlm.envs.hotpotqa",
+    "agentlm.envs.card_game",
 )
 
 _SPECS: dict[str, EnvSpec] = {}
