@@ -37,6 +37,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.domains.tutor",
     "agentlm.envs.hotpotqa",
     "agentlm.envs.card_game",
+    "agentlm.envs.rewoo",
 )
 
 _SPECS: dict[str, EnvSpec] = {}
