@@ -11,7 +11,8 @@ answer F1 (`agentlm.envs.qa_metrics`); the paper's score averages the three leve
     list form, `_id`) or .jsonl, with context/supporting_facts as lists ([[title, [sentences]]]) or in the
     Hugging Face column form ({"title": [...], "sentences": [...]}); several comma-separated.
 
-The instruction is our own wording unless `prompt_dir` names a directory with `react_instruction.txt` (placeholders
+With `scratchpad`, each turn shows the model one prompt holding the whole trajectory so far (BOLAA's form) instead
+of a chat. The instruction is our own wording unless `prompt_dir` names a directory with `react_instruction.txt` (placeholders
 {examples}, {question}, {scratchpad}) and `react_examples.txt`, e.g. AgentTuning's files, for the paper's prompt.
 """
 from __future__ import annotations
@@ -156,8 +157,8 @@ def load_prompt(prompt_dir: str | None) -> tuple[str, str]:
 class HotpotQAEnv(Environment):
     name = "hotpotqa"
 
-    def __init__(self, max_rounds: int = 10, prompt_dir: str | None = None):
-        self.max_rounds = max_rounds
+    def __init__(self, max_rounds: int = 10, prompt_dir: str | None = None, scratchpad: bool = False):
+        self.max_rounds, self.scratchpad = max_rounds, scratchpad
         self.instruction, self.examples = load_prompt(prompt_dir)
         self.browser: WikiBrowser | None = None
         self.task: Task | None = None
@@ -166,9 +167,19 @@ class HotpotQAEnv(Environment):
     def reset(self, task: Task) -> list[Message]:
         self.task, self.step_no = task, 0
         self.browser = WikiBrowser(corpus_for(task.data["corpus"]))
-        prompt = (self.instruction.replace("{examples}", self.examples)
-                  .replace("{question}", task.data["question"]).replace("{scratchpad}", ""))
-        return [{"from": "human", "value": prompt, "loss": None}]
+        return [{"from": "human", "value": self._prompt(""), "loss": None}]
+
+    def _prompt(self, scratchpad: str) -> str:
+        return (self.instruction.replace("{examples}", self.examples)
+                .replace("{question}", self.task.data["question"]).replace("{scratchpad}", scratchpad))
+
+    def agent_view(self, conversation: list[Message]) -> list[Message]:
+        """With `scratchpad`, the model sees one prompt as BOLAA's agent builds it: the instruction with every
+        earlier Thought/Action/Observation line appended; otherwise the chat as recorded."""
+        if not self.scratchpad:
+            return conversation
+        lines = "".join(f"\n{m['value'].strip()}" for m in conversation[1:])
+        return [{"from": "human", "value": self._prompt(lines), "loss": None}]
 
     def step(self, action: str) -> StepResult:
         self.step_no += 1
@@ -220,7 +231,7 @@ SPEC = EnvSpec(
     name="hotpotqa", env=HotpotQAEnv, load_tasks=load_tasks, group="held_out", paper_task="HotpotQA",
     metric=Metric("answer F1 (mean over levels)", aggregate), oracle=SupportingFactsOracle,
     action_format=ActionFormat(r"^\s*Action\s*\d*\s*:", thought_prefix=""), split="test",
-    options={"prompt_dir": None}, requires=("bm25s",),
+    options={"prompt_dir": None, "scratchpad": False}, requires=("bm25s",),
     task_formats="a directory of {easy,medium,hard}.jsonl, or HotpotQA .json/.jsonl files (comma-separated)",
     note="HotpotQA searches a closed corpus of the questions' own context paragraphs (gold pages always present), "
          "easier than the paper's live Wikipedia",

@@ -121,3 +121,22 @@ def test_prompt_is_the_react_instruction_and_examples(shared):
     assert instruction.split("{examples}")[0] in (prompts / "pre_prompt.py").read_text()
     own = hotpotqa.HotpotQAEnv().reset(task)[0]["value"]
     assert own.endswith(f"Question: {task.data['question']}") and "Search[entity]" in own
+
+
+def test_scratchpad_view_is_one_prompt_with_the_trajectory(tmp_path):
+    f = tmp_path / "q.jsonl"
+    f.write_text(json.dumps(_row("q")) + "\n")
+    seen = []
+
+    class Agent:
+        def act(self, conversation, task):
+            seen.append(conversation)
+            return "Thought 1: look it up.\nAction 1: Search[Paris]" if len(seen) == 1 else \
+                "Thought 2: found.\nAction 2: Finish[Paris]"
+
+    [ep] = run_tasks(lambda: hotpotqa.HotpotQAEnv(scratchpad=True), Agent(), hotpotqa.load_tasks(str(f)),
+                     progress=False)
+    assert ep.outcome == Outcome.SUCCESS and len(ep.conversation) == 4  # recorded as a chat
+    assert len(seen[1]) == 1 and seen[1][0]["value"].endswith(
+        "Question: Capital of France?\nThought 1: look it up.\nAction 1: Search[Paris]\n"
+        "Observation 1: Paris is the capital of France.")
