@@ -93,6 +93,8 @@ def test_sets_and_errors(shared, tmp_path):
     counts = {s: sum(t.data["set"] == s for t in tasks) for s in data.AVAILABLE}
     assert counts == {s: 50 for s in data.AVAILABLE}
     assert [t.data["row"] for t in tasks if t.data["set"] == "strategy_qa"][:3] == [994, 2185, 1311]
+    gsm = shared("data", "general_eval", "gsm8k", "test.jsonl")
+    assert len(data.load_tasks(f"{tmp_path}::gsm8k={gsm}")) == 50  # GSM8K from anywhere
     with pytest.raises(ValueError, match="hotpot_qa: missing"):
         data.load_tasks(f"{root}::trivia_qa")
     (tmp_path / "SOTU").mkdir()

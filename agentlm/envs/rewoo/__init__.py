@@ -23,7 +23,7 @@ SPEC = EnvSpec(
     split="test", options={"sotu_file": "", "wiki_source": "", "judge_url": "", "judge_model": ""},
     requires=("bm25s", "sympy"),
     task_formats="ReWOO's data folder (bigbench/, SOTU/, docs/, agenttuning/samples_seed2024_n50.json), optionally "
-                 "DIR::set1,set2; GSM8K from DIR/../general_eval/gsm8k/test.jsonl",
+                 "DIR::set1,set2; GSM8K from DIR/../general_eval/gsm8k/test.jsonl or gsm8k=PATH in the set list",
     note="ReWOO runs 5 of the paper's 7 sets offline (hotpot_qa, trivia_qa missing; gsm8k from its test split); "
          "Wikipedia is the local HotpotQA corpus, no Google or WolframAlpha; free-text answers scored by F1 "
          "unless a judge endpoint is set (the paper used a GPT judge)",

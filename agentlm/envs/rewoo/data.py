@@ -102,12 +102,19 @@ def _gsm8k(path: pathlib.Path) -> list[tuple[str, str, str]]:
 
 def load_tasks(source: str, split: str = "test", gsm8k_file: str = "") -> list[Task]:
     """`DIR` (ReWOO's data folder: bigbench/, SOTU/, agenttuning/) or `DIR::set1,set2`. GSM8K comes from
-    `gsm8k_file`, else DIR/../general_eval/gsm8k/test.jsonl when present."""
+    `gsm8k=PATH` in that list (e.g. `DIR::sotu_qa,gsm8k=/data/gsm8k/test.jsonl`), else `gsm8k_file`, else
+    DIR/../general_eval/gsm8k/test.jsonl."""
     root_text, _, wanted = str(source).partition("::")
     root = pathlib.Path(root_text)
     if not root.is_dir():
         raise FileNotFoundError(f"ReWOO data folder {root} does not exist")
-    names = [n.strip() for n in wanted.split(",") if n.strip()] or list(AVAILABLE)
+    names = []
+    for entry in (n.strip() for n in wanted.split(",") if n.strip()):
+        name, eq, path = entry.partition("=")
+        if eq and name.strip() == "gsm8k":
+            gsm8k_file = path.strip()
+        names.append(name.strip())
+    names = names or list(AVAILABLE)
     for n in names:
         if n not in AVAILABLE:
             raise ValueError(f"ReWOO set {n!r}: available here are {', '.join(AVAILABLE)} "
