@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 # default-jre-headless is installed only where java is missing.
 DEBS := bubblewrap chromium chromium-driver sqlite3 g++ make cmake
 
-.PHONY: install debs venv test test-slow test-all demo mariadb card-game clean
+.PHONY: install debs venv test test-slow test-all demo mariadb card-game card-game-if-present clean
 
-install: debs venv
+install: debs venv card-game-if-present
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -60,6 +60,11 @@ mariadb:
 AGENTLM_CARD_GAME_SRC ?= ../shared/third_party/agentbench_card_game
 card-game:
 	$(BIN)/python -m agentlm.envs.card_game.build --source $(AGENTLM_CARD_GAME_SRC)
+
+# `make install` builds it too when the source is there (a fresh clone has no ../shared: it says so and goes on).
+card-game-if-present:
+	@if [ -d "$(AGENTLM_CARD_GAME_SRC)" ]; then $(MAKE) --no-print-directory card-game; \
+	else echo "card game: no source at $(AGENTLM_CARD_GAME_SRC) (set AGENTLM_CARD_GAME_SRC, then make card-game)"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache
