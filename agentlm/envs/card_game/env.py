@@ -26,6 +26,7 @@ SETTINGS = {"dev": 3, "std": 5, "ext": 50}  # games per (opponent, seat): AgentB
 OPPONENTS = ("baseline1", "baseline2")
 STAGE = 2
 ROLES = {"user": "human", "agent": "gpt"}
+LANGUAGES = ("en", "cn")  # AI_SDK/Python/main.py: English prompts, or the Chinese ones for anything else
 CLIENT_TRIES = 5  # the game's LLM client asks each prompt at most this often (AI_En.py)
 
 
@@ -73,6 +74,8 @@ class CardGameEnv(Environment):
     allow_repeats = True  # a rejected reply is answered by the same prompt: the game counts it, not the loop
 
     def __init__(self, engine_source: str = "", language: str = "en", game_timeout_s: float = match.GAME_TIMEOUT_S):
+        if language not in LANGUAGES:
+            raise ValueError(f"card_game: language {language!r} is not one of the game's prompt sets {LANGUAGES}")
         self.game_dir = build.built_game(engine_source or None)
         self.language, self.timeout_s = language, float(game_timeout_s)
         self.game: match.Game | None = None
