@@ -33,7 +33,7 @@ def test_oracle_passes_dev(tmp_path):
     failed = [(e.task_id, e.outcome.value, e.info) for e in eps if e.outcome != Outcome.SUCCESS]
     s = summarize(eps)
     assert s["success_rate"] >= 0.9, failed
-    assert s["unscorable"] == 0  # our own versions of the three item scripts ship in configs/envs/os_scripts
+    assert s["unscorable"] == 0  # our own versions of the three item scripts ship in agentlm/envs/os_scripts
 
 
 def test_missing_scripts_are_unscorable():
