@@ -2,7 +2,8 @@
 
 Without --config the built-in default (agentlm.train.builtin_config, shipped with the package: a tiny Llama on
 the built-in conversations, a few minutes on a laptop CPU) runs. Any field can be overridden, e.g.
-`--config.train.steps=50 --config.run_dir=/tmp/run`. Re-running with the same run_dir resumes from its latest checkpoint.
+`--config.train.steps=50 --config.run_dir=/tmp/run`. Re-running with the same run_dir resumes from its latest
+checkpoint.
 """
 from __future__ import annotations
 
