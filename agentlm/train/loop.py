@@ -101,6 +101,31 @@ def _restore_or_init(config, cfg, optimizer, shardings, ckpts, train_source, mes
     return state, 0, f"initialised from {config.init_from}" if config.init_from else "initialised randomly"
 
 
+def _make_hooks(config, *, lead: bool, start: int, history: list, write, flops_per_step: float, peak_flops: float,
+                evaluate_fn, save, reached_preemption) -> tuple[list, list]:
+    """The trainer's hooks in their order (metrics, eval, preemption, checkpoint) and what to close at the end."""
+    log = tqdm.write if lead else None
+    bar = tqdm(total=config.train.steps, initial=start, desc="train", disable=not (lead and config.log.progress),
+               dynamic_ncols=True)
+    clock = hooks_lib.Clock()
+    hooks = [hooks_lib.MetricsHook(write, config.log.every, clock, flops_per_step=flops_per_step,
+                                   peak_flops=peak_flops,
+                                   tokens_per_step=config.data.global_batch_size * config.data.seq_len,
+                                   history=history, log=log, bar=bar)]
+    if evaluate_fn is not None:
+        hooks.append(hooks_lib.EvalHook(evaluate_fn, write, config.log.eval_every, clock, history=history, log=log))
+    # JAX's coordination service watches SIGTERM in a multi-process job (orbax reports it); otherwise our flag.
+    closers = [bar.close]
+    if checkpointing.jax_handles_preemption():
+        hooks.append(hooks_lib.PreemptionHook(reached_preemption))
+    else:
+        flag = checkpointing.PreemptionFlag().install()
+        closers.append(flag.uninstall)
+        hooks.append(hooks_lib.PreemptionHook(reached_preemption, flag.is_set, _any_process))
+    hooks.append(hooks_lib.CheckpointHook(save, config.checkpoint.every, last_saved=start))
+    return hooks, closers
+
+
 def setup(config) -> Run:
     """Joins the job, validates, builds mesh, step and data, restores or initialises the state, and the hooks."""
     distributed.initialize(config.distributed)
@@ -150,28 +175,22 @@ def setup(config) -> Run:
                 "config": json.loads(config.to_json_best_effort())}
         ckpts.save(step, state, meta)
 
-    log = tqdm.write if lead else None
-    bar = tqdm(total=total_steps, initial=start, desc="train", disable=not (lead and config.log.progress),
-               dynamic_ncols=True)
-    history, clock = [], hooks_lib.Clock()
-    metrics_hook = hooks_lib.MetricsHook(writer.write, config.log.every, clock, flops_per_step=flops,
-                                         peak_flops=peak, tokens_per_step=global_batch * config.data.seq_len,
-                                         history=history, log=log, bar=bar)
-    eval_hook = None
+    evaluate_fn = None
     if eval_source is not None and config.log.eval_batches > 0:
         eval_start = eval_source.state()
-        eval_hook = hooks_lib.EvalHook(
-            lambda params: evaluate(eval_fn, params, eval_source, eval_start, config.log.eval_batches, batch_sh,
-                                    global_batch, mesh, rules),
-            writer.write, config.log.eval_every, clock, history=history, log=log)
-    # JAX's coordination service watches SIGTERM in a multi-process job (orbax reports it); otherwise our flag.
-    flag = None if checkpointing.jax_handles_preemption() else checkpointing.PreemptionFlag().install()
-    preemption_hook = (hooks_lib.PreemptionHook(ckpts.reached_preemption, flag.is_set, _any_process) if flag else
-                       hooks_lib.PreemptionHook(ckpts.reached_preemption))
-    checkpoint_hook = hooks_lib.CheckpointHook(save, config.checkpoint.every, last_saved=start)
-    closers = [bar.close, *([flag.uninstall] if flag else []), ckpts.close, writer.close]
-    hooks = [metrics_hook, *([eval_hook] if eval_hook else []), preemption_hook, checkpoint_hook]
-    return Run(state=state, start=start, total_steps=total_steps, step_fn=step_fn, hooks=hooks,
+
+        def evaluate_fn(params) -> float:
+            return evaluate(eval_fn, params, eval_source, eval_start, config.log.eval_batches, batch_sh,
+                            global_batch, mesh, rules)
+
+    history = []
+    hooks, closers = _make_hooks(config, lead=lead, start=start, history=history, write=writer.write,
+                                 flops_per_step=flops, peak_flops=peak, evaluate_fn=evaluate_fn, save=save,
+                                 reached_preemption=ckpts.reached_preemption)
+    closers += [ckpts.close, writer.close]
+    eval_hook = next((h for h in hooks if isinstance(h, hooks_lib.EvalHook)), None)
+    checkpoint_hook = next(h for h in hooks if isinstance(h, hooks_lib.CheckpointHook))
+    return Run(state=state, start=start, total_steps=config.train.steps, step_fn=step_fn, hooks=hooks,
                eval_hook=eval_hook, eval_at_start=eval_hook is not None and config.log.eval_at_start and start == 0,
                checkpoint_hook=checkpoint_hook, history=history, run_dir=run_dir, lead=lead, closers=closers)
 
