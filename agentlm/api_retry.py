@@ -1,5 +1,5 @@
-"""The one retry policy for calls to OpenAI-compatible endpoints (agents under evaluation, the pipeline's teacher,
-function-calling agents), built on tenacity.
+"""The one retry policy for calls to OpenAI-compatible endpoints (agents under evaluation, the ReWOO answer judge,
+the pipeline's teacher, function-calling agents), built on tenacity.
 
 What it guarantees, wherever it is used:
 - transport faults are retried: 429, 5xx, 408/409, timeouts, dropped connections and garbled bodies

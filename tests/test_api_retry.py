@@ -132,3 +132,15 @@ def test_retry_after_header_forms():
     assert retry_after_s({"retry-after-ms": "250"}) == 0.25
     assert retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past: now
     assert retry_after_s({"retry-after": "soon"}) is None and retry_after_s({}) is None and retry_after_s(None) is None
+
+
+def test_the_rewoo_judge_uses_the_policy():
+    from agentlm.envs.rewoo.judge import OpenAIJudge
+
+    body = json.loads(json.dumps(OK[2]))
+    body["choices"][0]["message"]["content"] = "CORRECT"
+    with StubServer(status(503, "0.05"), (200, {}, body)) as server:
+        judge = OpenAIJudge(server.base_url, "stub")
+        judge.retry.backoff_base_s = 0.01
+        assert judge("Who leads?", "Jeffries", "Hakeem Jeffries") is True
+        assert server.requests == 2
