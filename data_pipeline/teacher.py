@@ -2,11 +2,11 @@
 
 Transport failures (429 honouring Retry-After, 5xx, timeouts, dropped connections, garbled bodies) are retried by
 the project's one policy, agentlm.api_retry (tenacity; exponential backoff and jitter), each retry counted per stage
-in the ledger; a prompt too long for the teacher becomes ContextLimitExceeded. Content failures (empty, refused, or rejected by the caller's validator, e.g. "not a
-valid action of this environment") are retried a configured number of times with a fresh request; if the reply is
-still bad the call raises `ContentFailure`, which callers record instead of crashing. Every complete response is
-cached by its request (including the content-retry attempt number), so a rerun replays the identical sequence of
-replies for free.
+in the ledger; a prompt too long for the teacher becomes ContextLimitExceeded. Content failures (empty, refused, or
+rejected by the caller's validator, e.g. "not a valid action of this environment") are retried a configured number
+of times with a fresh request; if the reply is still bad the call raises `ContentFailure`, which callers record
+instead of crashing. Every complete response is cached by its request (including the content-retry attempt number),
+so a rerun replays the identical sequence of replies for free.
 """
 from __future__ import annotations
 
