@@ -30,6 +30,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.db",
     "agentlm.envs.os_env",
     "agentlm.envs.kg",
+    "agentlm.envs.webshop",
     "agentlm.envs.household",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",

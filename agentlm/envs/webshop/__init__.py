@@ -1,0 +1,16 @@
+"""WebShop as AgentBench runs it: the official data files (catalog.py), BM25 search (search.py), the pages and the
+environment (env.py) and the purchase reward (reward.py). Declared here so the registry reads the SPEC without
+importing bm25s or thefuzz."""
+from agentlm.envs.spec import ActionFormat, EnvSpec, Metric
+
+SPEC = EnvSpec(
+    name="webshop", env="agentlm.envs.webshop.env:WebShopEnv", load_tasks="agentlm.envs.webshop.env:load_tasks",
+    group="held_in", paper_task="WebShop", metric=Metric("mean reward x 100", "agentlm.envs.webshop.env:aggregate"),
+    oracle="agentlm.envs.webshop.env:GoalProductOracle",
+    action_format=ActionFormat(r"^Action:", thought_prefix="", separator="\n\n"),
+    options={"prompt_file": None, "spacy_model": "en_core_web_lg", "search_seed": 0},
+    requires=("bm25s", "thefuzz"), split="std",
+    task_formats="an official WebShop data directory (items_shuffle_1000.json or items_shuffle.json, "
+                 "items_ins_v2_1000.json or items_ins_v2.json, items_human_ins.json), optionally DIR::START:END",
+    note="needs the official WebShop data files; search is BM25 (bm25s) in place of Lucene (docs/envs/webshop.md)",
+    description="WebShop (held in): shop from a human goal in 10 rounds, WebShop's purchase reward")
