@@ -39,15 +39,18 @@ def collect(run_dir: str | pathlib.Path) -> dict:
     general = _load(run_dir / "general" / "summary.json")
     if agent is None and general is None:
         raise FileNotFoundError(f"{run_dir}: neither agent/summary.json nor general/summary.json exists")
-    tasks, errors = {}, {}
+    tasks, errors, not_run = {}, {}, {}
     for key, s in ((agent or {}).get("tasks") or {}).items():
+        if s.get("not_run"):  # its data or a dependency was missing: named, never scored
+            not_run[key] = s["not_run"]
+            continue
         tasks[key] = {"score": s["score"], "n": s.get("scored", s.get("n")), "metric": s.get("metric", "")}
         errors[key] = s.get("errors", {})
     for key, s in ((general or {}).get("benchmarks") or {}).items():
         tasks[key] = {"score": s["score"], "n": s.get("n"), "metric": _GENERAL_METRIC.get(key, "")}
     name = (agent or {}).get("model") or (general or {}).get("model") or run_dir.name
     scores = paper.to_paper_names({k: v["score"] for k, v in tasks.items()})
-    return {"model": name, "run_dir": str(run_dir), "tasks": tasks, "errors": errors,
+    return {"model": name, "run_dir": str(run_dir), "tasks": tasks, "errors": errors, "not_run": not_run,
             "overall": paper.overalls(scores),
             "stand_ins": {k: v for k, v in paper.STAND_INS.items() if k in tasks}}
 
@@ -75,6 +78,10 @@ def model_markdown(r: dict, reference: Sequence[str] = PAPER_REFERENCE) -> str:
         ref = [paper.paper_row(m).get(pname) for m in reference]  # None (shown as —) for non-paper tasks
         rows.append(f"| {key} ({pname}) | {t['metric']} | {t['n']} | {_fmt(t['score'], 2)} | "
                     + " | ".join(_fmt(v, 2) for v in ref) + " |")
+    for key, why in r.get("not_run", {}).items():
+        pname = paper.TASK_TO_PAPER[key]
+        ref = [paper.paper_row(m).get(pname) for m in reference]
+        rows.append(f"| {key} ({pname}) | not run: {why} | 0 | — | " + " | ".join(_fmt(v, 2) for v in ref) + " |")
     for cat, title in _CATEGORY_TITLE.items():
         o = r["overall"][cat]
         ref = [paper.PUBLISHED_OVERALLS[cat][paper.MODELS.index(m)] for m in reference]

@@ -90,10 +90,16 @@ def load_tasks(source: str, split: str = "dev") -> list[Task]:
 
 def local_graph(item_file: str, ontology_dir: str):
     """The embedded graph of one item file (built once per process)."""
+    return _local_backend(item_file, ontology_dir).graph
+
+
+def _local_backend(item_file: str, ontology_dir: str) -> sparql.Backend:
+    """One backend (graph and query lock) per item file, shared by every worker of the process."""
     key = (str(item_file), str(ontology_dir))
     with _GRAPHS_LOCK:
         if key not in _GRAPHS:
-            _GRAPHS[key] = build_graph(read_items(item_file), load_ontology(ontology_dir), str(item_file))
+            graph = build_graph(read_items(item_file), load_ontology(ontology_dir), str(item_file))
+            _GRAPHS[key] = sparql.Backend(graph, threading.Lock())
         return _GRAPHS[key]
 
 
@@ -203,7 +209,7 @@ class KGEnv(Environment):
             return self._endpoint, ontology
         if not item_file:
             raise ValueError(f"{task.id}: the embedded graph needs the item file (task data 'item_file')")
-        return sparql.Backend(local_graph(item_file, ontology_dir)), ontology
+        return _local_backend(item_file, ontology_dir), ontology
 
     def reset(self, task: Task) -> list[Message]:
         backend, ontology = self._backend(task)

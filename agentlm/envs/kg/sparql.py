@@ -8,8 +8,10 @@ both name entities and relations in Freebase's namespace `http://rdf.freebase.co
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import threading
 from typing import Any
 
 FREEBASE_NS = "http://rdf.freebase.com/ns/"
@@ -94,8 +96,11 @@ class Backend:
     """Runs SELECT queries on an rdflib graph: the embedded one, or a remote endpoint through rdflib's
     SPARQLStore (so a user with a Freebase Virtuoso points `sparql_url` at it and nothing else changes)."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, lock: threading.Lock | None = None):
         self.graph = graph
+        # rdflib's in-memory store gives wrong results when two threads query it at once: the embedded graph is
+        # shared by the loop's workers, so they pass one lock (a remote endpoint needs none)
+        self.lock = lock or contextlib.nullcontext()
 
     @classmethod
     def endpoint(cls, url: str, timeout: float = 60.0) -> "Backend":
@@ -106,7 +111,9 @@ class Backend:
 
     def select(self, query: str) -> list[str]:
         """The first column of every result row, as text."""
-        return [term_text(row[0]) for row in self.graph.query(query) if row[0] is not None]
+        with self.lock:
+            rows = list(self.graph.query(query))
+        return [term_text(row[0]) for row in rows if row[0] is not None]
 
     def members(self, p: Program) -> list[str]:
         return sorted(set(self.select(members_query(p))))

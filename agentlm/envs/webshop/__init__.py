@@ -10,7 +10,9 @@ SPEC = EnvSpec(
     action_format=ActionFormat(r"^Action:", thought_prefix="", separator="\n\n"),
     options={"prompt_file": None, "spacy_model": "en_core_web_lg", "search_seed": 0},
     requires=("bm25s", "thefuzz"), split="std",
-    task_formats="an official WebShop data directory (items_shuffle_1000.json or items_shuffle.json, "
-                 "items_ins_v2_1000.json or items_ins_v2.json, items_human_ins.json), optionally DIR::START:END",
-    note="needs the official WebShop data files; search is BM25 (bm25s) in place of Lucene (docs/envs/webshop.md)",
+    task_formats="needs the official WebShop data files: a directory with items_shuffle_1000.json (or the full "
+                 "items_shuffle.json), items_ins_v2_1000.json (or items_ins_v2.json) and items_human_ins.json, or its "
+                 "product file; DIR::START:END picks goals",
+    note="WebShop: BM25 search by bm25s in place of WebShop's Lucene index, title nouns by spaCy only where its "
+         "model is installed (docs/envs/webshop.md)",
     description="WebShop (held in): shop from a human goal in 10 rounds, WebShop's purchase reward")
