@@ -7,7 +7,7 @@ SPEC = EnvSpec(
     name="webshop", env="agentlm.envs.webshop.env:WebShopEnv", load_tasks="agentlm.envs.webshop.env:load_tasks",
     group="held_in", paper_task="WebShop", metric=Metric("mean reward x 100", "agentlm.envs.webshop.env:aggregate"),
     oracle="agentlm.envs.webshop.env:GoalProductOracle",
-    action_format=ActionFormat(r"^Action:", thought_prefix="", separator="\n\n"),
+    action_format=ActionFormat(r"^Action:", thought_prefix="Thought:\n", separator="\n\n"),
     options={"prompt_file": None, "spacy_model": "en_core_web_lg", "search_seed": 0},
     requires=("bm25s", "thefuzz"), split="std",
     task_formats="needs the official WebShop data files: a directory with items_shuffle_1000.json (or the full "
