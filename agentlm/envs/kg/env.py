@@ -278,8 +278,10 @@ class GoldActionOracle:
 
     def act(self, conversation: list[Message], task: Task) -> str:
         actions, turn = task.data["actions"], n_agent_turns(conversation)
-        # a name the tool syntax cannot carry (AgentBench splits arguments on commas) stays a MID
-        names = {mid: surface for surface, mid in task.data["entities"].items() if not re.search(r"[,()]", surface)}
+        # a name the tool syntax cannot carry stays a MID (AgentBench splits arguments on commas and deletes
+        # "variable " from them)
+        names = {mid: surface for surface, mid in task.data["entities"].items()
+                 if not re.search(r"[,()]|[Vv]ariable ", surface)}
         if turn >= len(actions):
             n_vars = sum(1 for a in actions if a.split("(")[0] in ("get_neighbors", "intersection", "count",
                                                                    "argmax", "argmin"))
