@@ -176,3 +176,31 @@ def test_splits_follow_agentbench(catalog_dir):
     assert [t.data["goal_index"] for t in load_tasks(f"{catalog_dir}::2:4", "std")] == [2, 3]
     full = load_tasks(str(catalog_dir / "items_shuffle_1000.json"), "std")
     assert len(full) == 6 and full[0].data["products"] == "items_shuffle_1000.json"
+
+
+def test_agentinstruct_prompt_and_page_observations(catalog_dir, shared):
+    """With AgentInstruct's WebShop prompt and its observation format (the page text alone), the oracle still
+    buys every goal product."""
+    spec = registry.get("webshop")
+    prompt = f"{shared('data', 'agentinstruct', 'webshop.parquet')}::0"
+    factory = spec.env_factory(prompt_file=prompt, observation_format="page", spacy_model="")
+    tasks = spec.tasks(f"{catalog_dir}::0:")
+    episodes = loop.run_tasks(factory, spec.make_oracle(), tasks, progress=False)
+    assert [e.reward for e in episodes] == [1.0] * 6
+    first = episodes[0].conversation
+    assert first[0]["value"].startswith("You are web shopping.") and first[1]["value"] == "Ok."
+    assert first[2]["value"].startswith("WebShop [SEP] Instruction: [SEP] ")  # no "Observation:" wrapper
+    with pytest.raises(ValueError, match="observation_format"):
+        WebShopEnv(observation_format="html")
+
+
+def test_special_searches_and_ranking(catalog_dir):
+    from agentlm.envs.webshop.search import ProductSearch
+    search = ProductSearch(load_catalog(str(catalog_dir)))
+    assert search.search("wireless bluetooth headphones".split())[0] == "B0HEADPH01"
+    assert search.search("beeswax candles".split())[0] == "B0CANDLE01"
+    assert set(search.search(["<c>", "electronics"])) == {"B0HEADPH01", "B0EARBUD01"}
+    assert search.search(["<q>", "running", "shoes"]) == ["B0SHOES001"]
+    assert len(search.search(["<r>"])) == 9 and search.search(["zzzz"]) == []
+    with pytest.raises(ValueError, match="attribute index"):
+        search.search(["<a>", "x"])

@@ -13,7 +13,6 @@ onwards, WebShop's own training goals), "DIR::A:B" goals A..B-1.
 """
 from __future__ import annotations
 
-import ast
 import pathlib
 import re
 from typing import Any, Sequence
@@ -25,6 +24,9 @@ from agentlm.envs.webshop.catalog import Catalog, Goal, Product, load_catalog
 from agentlm.envs.webshop.reward import purchase_reward
 from agentlm.envs.webshop.search import ProductSearch
 
+# "agentbench": the page and its actions, as AgentBench's evaluation shows them; "page": the page text alone, as
+# the AgentInstruct WebShop trajectories show it (use it with prompt_file=webshop.parquet::0)
+OBSERVATION_FORMATS = ("agentbench", "page")
 SPLITS = {"std": (0, 200), "dev": (200, 280), "train": (1500, None)}
 RESULTS_PER_PAGE = 10
 ACTION = re.compile(r"[Aa]ction: *\n *((?:search|click)\[[^\]]*\])")
@@ -202,8 +204,11 @@ class WebShopEnv(Environment):
     name = "webshop"
 
     def __init__(self, max_rounds: int = 10, prompt_file: str | None = None, spacy_model: str = "en_core_web_lg",
-                 search_seed: int = 0):
+                 search_seed: int = 0, observation_format: str = "agentbench"):
+        if observation_format not in OBSERVATION_FORMATS:
+            raise ValueError(f"webshop observation_format {observation_format!r}: use one of {OBSERVATION_FORMATS}")
         self.max_rounds, self.spacy_model, self.search_seed = max_rounds, spacy_model, search_seed
+        self.observation_format = observation_format
         self.scaffold = load_scaffold(prompt_file) if prompt_file else default_scaffold()
         self.session: Session | None = None
         self._search: dict[int, ProductSearch] = {}
@@ -222,6 +227,8 @@ class WebShopEnv(Environment):
 
     def _observe(self) -> str:
         text, clicks, bar = self.session.view()
+        if self.observation_format == "page":
+            return text
         return f"Observation:\n{text}\n\nAvailable Actions:\n{ {'has_search_bar': bar, 'clickables': clicks} !r}"
 
     def step(self, action: str) -> StepResult:
@@ -248,31 +255,36 @@ class WebShopEnv(Environment):
 class GoalProductOracle:
     """Buys the goal's own product with the annotation's options: searches the goal text (then the product's
     title if the product is not in the first five result pages), opens the product, clicks each option value,
-    buys. It reads only the observations it is shown and the task's goal."""
+    buys. It reads only the page text it is shown (either observation format) and the task's goal."""
 
     def act(self, conversation: list[Message], task: Task) -> str:
         goal = task.data["goal"]
-        obs = conversation[-1]["value"]
-        target = goal["asin"].lower()
-        clicks = _clickables(obs)
+        page = _page_text(conversation[-1]["value"])
+        segments = page.split(SEP)
         mine = [m["value"] for m in conversation if m["from"] == "gpt" and m.get("loss")]
-        searches = sum("search[" in m for m in mine)
-        if "'has_search_bar': True" in obs:
+        if segments[0] == "WebShop":  # the search page
+            searches = sum("search[" in m for m in mine)
             query = goal["instruction"].split(", and price lower than")[0] if searches == 0 else goal["name"]
             return _reply("I should search for the product first.", f"search[{_keywords(query)}]")
-        if target in clicks:
-            return _reply("this product matches the goal.", f"click[{target}]")
-        if "buy now" in clicks:
+        if goal["asin"] in segments:
+            return _reply("this product matches the goal.", f"click[{goal['asin'].lower()}]")
+        if segments[-1] == "Buy Now":  # the item page
             wanted = [o.split(":", 1)[1].strip().replace("/", " | ").lower() for o in goal["options"] if ":" in o]
             clicked = {m.split("click[", 1)[1].split("]")[0] for m in mine if "click[" in m}
             for value in wanted:
-                if value in clicks and value not in clicked:
+                if value in segments and value not in clicked:
                     return _reply(f"I should choose the option {value}.", f"click[{value}]")
             return _reply("everything matches the goal, so I buy it.", "click[buy now]")
-        page = re.search(r"Page (\d+) \(Total results", obs)
-        if page and int(page.group(1)) < 5 and "next >" in clicks and re.search(r"\[SEP\] B\w{9} \[SEP\]", obs):
+        m = re.search(r"Page (\d+) \(Total results: (\d+)\)", page)
+        if m and int(m.group(1)) < 5 and int(m.group(1)) * RESULTS_PER_PAGE < int(m.group(2)):
             return _reply("the product is not on this page; I look at the next one.", "click[next >]")
         return _reply("I should search again with other words.", "click[back to search]")
+
+
+def _page_text(observation: str) -> str:
+    """The page text of an observation in either format."""
+    text = observation.removeprefix("Observation:\n")
+    return text.split("\n\nAvailable Actions:\n", 1)[0].strip()
 
 
 def _keywords(text: str) -> str:
@@ -281,14 +293,6 @@ def _keywords(text: str) -> str:
 
 def _reply(thought: str, action: str) -> str:
     return f"Thought:\nI think {thought}\n\nAction:\n{action}"
-
-
-def _clickables(observation: str) -> list[str]:
-    m = re.search(r"Available Actions:\n(\{.*\})\s*$", observation, re.DOTALL)
-    try:
-        return list(ast.literal_eval(m.group(1))["clickables"]) if m else []
-    except (ValueError, SyntaxError, KeyError):
-        return []
 
 
 def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, Any]:
