@@ -163,7 +163,7 @@ def test_dev_oracle_on_embedded_graph(shared):
     assert summary["unscorable"] == 2 and summary["scored"] == 18 and summary["score"] == 100.0
 
 
-@pytest.mark.slow  # about 20 s here: 150 episodes, each checked by replaying its gold program first
+@pytest.mark.slow  # 150 episodes, each checked by replaying its gold program first
 def test_std_oracle_on_embedded_graph(shared):
     """The 150 std questions: 128 are answerable on the embedded graph (docs/envs/kg.md has the other 22) and the
     oracle gets each of them exactly, including entity names the tool syntax cannot carry (played as ids)."""
