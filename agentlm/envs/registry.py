@@ -37,6 +37,9 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.domains.back_office",
     "agentlm.envs.domains.triage",
     "agentlm.envs.domains.tutor",
+    "agentlm.envs.hotpotqa",
+    "agentlm.envs.card_game",
+    "agentlm.envs.rewoo",
 )
 
 _SPECS: dict[str, EnvSpec] = {}

@@ -117,13 +117,16 @@ class NotRun(Exception):
 def not_run_summary(task: str, reason: str) -> dict:
     spec = registry.get(task)
     return {"task": task, "paper_task": spec.paper_task or task, "metric": spec.metric.name, "n": 0, "score": None,
-            "not_run": reason}
+            "skipped": reason}
 
 
 def evaluate_task(task: str, config, out_dir: pathlib.Path, agent=None) -> dict:
     """Plays (or resumes) every item of one task and returns its summary; raises NotRun when its data or a
     dependency is missing."""
     spec, sec = registry.get(task), section(config, task)
+    source = str(sec.get("data_file") or "").split("::")[0]
+    if source and ":" not in source and not pathlib.Path(source).exists():  # a path (not builtin:...) that is absent
+        raise NotRun(f"{source} does not exist ({spec.task_formats or 'its item file'})")
     try:
         spec.require()
         tasks = load_items(task, config)
@@ -212,8 +215,8 @@ def main(config_flag):
 
     paths = report.write_model_report(config.out)
     for task, s in summary["tasks"].items():
-        if s.get("not_run"):
-            print(f"{task:10s} not run: {s['not_run']}")
+        if s.get("skipped"):
+            print(f"{task:10s} not run: {s['skipped']}")
             continue
         print(f"{task:10s} {s['score']:7.2f}  ({s['metric']}, n={s['n']})")
     for cat, o in summary["overall"].items():

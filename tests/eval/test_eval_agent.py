@@ -92,9 +92,9 @@ def test_unknown_task_and_missing_data_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown environment 'mind2web'"):
         agent.parse_tasks("db,mind2web")
     config = _config(tmp_path, model="oracle", tasks="os")  # no item file: reported as not run, with the reason
-    assert "config.os.data_file" in agent.run(config)["tasks"]["os"]["not_run"]
+    assert "config.os.data_file" in agent.run(config)["tasks"]["os"]["skipped"]
     config.os.data_file = str(tmp_path / "missing.json")
-    assert "missing.json" in agent.run(config)["tasks"]["os"]["not_run"]
+    assert "missing.json" in agent.run(config)["tasks"]["os"]["skipped"]
 
 
 def test_checkpoint_model_plays_db_in_process(tmp_path):

@@ -42,9 +42,9 @@ def test_missing_webshop_files_are_reported_not_run(tmp_path):
     config.kg.limit = 3
     summary = agent.run(config)  # config.webshop.data_file is empty: WebShop's files are not here
     ws = summary["tasks"]["webshop"]
-    assert ws["score"] is None and "needs the official WebShop data files" in ws["not_run"]
+    assert ws["score"] is None and "needs the official WebShop data files" in ws["skipped"]
     assert summary["tasks"]["kg"]["n"] == 3 and summary["overall"]["held_in"]["tasks"] == ["KG"]
     config.webshop.data_file = str(tmp_path / "no_such_dir")
-    assert "does not exist" in agent.run(config)["tasks"]["webshop"]["not_run"]
+    assert "no_such_dir does not exist" in agent.run(config)["tasks"]["webshop"]["skipped"]
     text = open(report.write_model_report(config.out)["markdown"]).read()
-    assert "| webshop (WebShop) | not run: WebShop data directory" in text
+    assert "| NOT RUN (WebShop) | not run: " in text and "no_such_dir does not exist (needs the official WebShop" in text
