@@ -61,7 +61,8 @@ def test_tools_follow_agentbench_rules(kg_files):
     task = load_tasks(str(kg_files), "dev")[0]
     env = KGEnv()
     prefix = env.reset(task)
-    assert prefix[-1]["value"].endswith("Question: which films by ann were made in freedonia?\nEntities: [Ann, Freedonia]")
+    assert prefix[-1]["value"].endswith(
+        "Question: which films by ann were made in freedonia?\nEntities: [Ann, Freedonia]")
     # get_neighbors before get_relations is refused, as in AgentBench
     r = env.step("Thought: go\nAction: get_neighbors(Ann, film.director.film)")
     assert r.invalid and "cannot be executed" in r.observation

@@ -84,7 +84,8 @@ def test_pages_actions_and_format(catalog_dir):
     assert r.invalid and not r.done and r.observation == results  # unavailable: nothing changes
     r = env.step("Action:\nclick[b0towel001]")
     assert "[SEP] color [SEP] navy [SEP] white [SEP] dark gray heather [SEP] size [SEP] 6 piece" in r.observation
-    assert "Price: $24.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now" in r.observation
+    assert "Price: $24.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now" \
+        in r.observation
     r = env.step("Action:\nclick[features]")
     assert r.observation.split("\n")[1].endswith("< Prev [SEP] Machine washable, quick drying [SEP] 100% cotton")
     env.step("Action:\nclick[< prev]")

@@ -76,7 +76,8 @@ def _fresh():
 def members_query(p: Program) -> str:
     fresh = _fresh()
     if p.op == "count":
-        return PREFIX + "SELECT (COUNT(DISTINCT ?x) AS ?n) WHERE {\n" + "\n".join(_pattern(p.args[0], "?x", fresh)) + "\n}"
+        body = "\n".join(_pattern(p.args[0], "?x", fresh))
+        return PREFIX + "SELECT (COUNT(DISTINCT ?x) AS ?n) WHERE {\n" + body + "\n}"
     return PREFIX + "SELECT DISTINCT ?x WHERE {\n" + "\n".join(_pattern(p, "?x", fresh)) + "\n}"
 
 

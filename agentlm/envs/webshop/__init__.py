@@ -8,7 +8,8 @@ SPEC = EnvSpec(
     group="held_in", paper_task="WebShop", metric=Metric("mean reward x 100", "agentlm.envs.webshop.env:aggregate"),
     oracle="agentlm.envs.webshop.env:GoalProductOracle",
     action_format=ActionFormat(r"^Action:", thought_prefix="Thought:\n", separator="\n\n"),
-    options={"prompt_file": None, "spacy_model": "en_core_web_lg", "search_seed": 0, "observation_format": "agentbench"},
+    options={"prompt_file": None, "spacy_model": "en_core_web_lg", "search_seed": 0,
+             "observation_format": "agentbench"},
     requires=("bm25s", "thefuzz"), split="std",
     task_formats="needs the official WebShop data files: a directory with items_shuffle_1000.json (or the full "
                  "items_shuffle.json), items_ins_v2_1000.json (or items_ins_v2.json) and items_human_ins.json, or its "

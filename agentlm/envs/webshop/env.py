@@ -46,7 +46,8 @@ search[large blue cotton bath towel]"""
 EXAMPLE = [
     ("Observation:\nWebShop [SEP] Instruction: [SEP] i want a pack of 12 unscented beeswax candles, and price lower "
      "than 40.00 dollars [SEP] Search\n\nAvailable Actions:\n{'has_search_bar': True, 'clickables': ['search']}",
-     "Thought:\nI think I should search for unscented beeswax candles.\n\nAction:\nsearch[unscented beeswax candles 12 pack]"),
+     "Thought:\nI think I should search for unscented beeswax candles.\n\nAction:\n"
+     "search[unscented beeswax candles 12 pack]"),
     ("Observation:\nInstruction: [SEP] i want a pack of 12 unscented beeswax candles, and price lower than 40.00 "
      "dollars [SEP] Back to Search [SEP] Page 1 (Total results: 50) [SEP] Next > [SEP] B000CANDLE [SEP] Pure Beeswax "
      "Candles, Unscented, 12 Pack [SEP] $24.99 [SEP] ...\n\nAvailable Actions:\n{'has_search_bar': False, "
@@ -299,5 +300,6 @@ def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, A
     """AgentBench's WebShop score: the mean purchase reward x 100, with its format-failure rate and mean rounds."""
     scored = scored_episodes(episodes)
     n = len(scored) or 1
-    return {**mean_reward(episodes, tasks), "format_fail_rate": sum(bool(e.info.get("format_fail")) for e in scored) / n,
+    fails = sum(bool(e.info.get("format_fail")) for e in scored)
+    return {**mean_reward(episodes, tasks), "format_fail_rate": fails / n,
             "average_round": sum(e.rounds for e in scored) / n}
