@@ -29,6 +29,8 @@ BUILTIN: tuple[str, ...] = (
     # one module per line; each defines SPEC or SPECS
     "agentlm.envs.db",
     "agentlm.envs.os_env",
+    "agentlm.envs.kg",
+    "agentlm.envs.webshop",
     "agentlm.envs.household",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",

@@ -39,8 +39,11 @@ def collect(run_dir: str | pathlib.Path) -> dict:
     general = _load(run_dir / "general" / "summary.json")
     if agent is None and general is None:
         raise FileNotFoundError(f"{run_dir}: neither agent/summary.json nor general/summary.json exists")
-    tasks, errors, details = {}, {}, {}
+    tasks, errors, details, skipped = {}, {}, {}, {}
     for key, s in ((agent or {}).get("tasks") or {}).items():
+        if s.get("skipped"):  # its data or a dependency was missing: named with the reason, never scored
+            skipped[s.get("paper_task") or key] = f"not run: {s['skipped']}"
+            continue
         tasks[key] = {"score": s["score"], "n": s.get("scored", s.get("n")), "metric": s.get("metric", "")}
         errors[key] = s.get("errors", {})
         details[key] = {k: v for k, v in s.items() if k not in _SUMMARY_FIELDS}
@@ -49,10 +52,12 @@ def collect(run_dir: str | pathlib.Path) -> dict:
     name = (agent or {}).get("model") or (general or {}).get("model") or run_dir.name
     scores = paper.to_paper_names({k: v["score"] for k, v in tasks.items()})
     ran = set(scores)
-    # The paper's agent tasks missing from a category that ran (and the ones this project cannot run at all).
-    not_run = {t: NOT_RUN_REASONS.get(t, "not evaluated in this run") for cat in ("held_in", "held_out")
+    # The paper's agent tasks missing from a category that ran, those asked for whose data was missing, and the
+    # ones this project cannot run at all.
+    reasons = {**skipped, **NOT_RUN_REASONS}
+    not_run = {t: reasons.get(t, "not evaluated in this run") for cat in ("held_in", "held_out")
                for t in paper.CATEGORIES[cat] if t not in ran and (ran & set(paper.CATEGORIES[cat])
-                                                                   or t in NOT_RUN_REASONS)} if agent else {}
+                                                                   or t in reasons)} if agent else {}
     return {"model": name, "run_dir": str(run_dir), "tasks": tasks, "errors": errors, "details": details,
             "not_run": not_run, "overall": paper.overalls(scores),
             "stand_ins": {k: v for k, v in paper.STAND_INS.items() if k in tasks}}

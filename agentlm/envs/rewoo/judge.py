@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tenacity import retry, stop_after_attempt, wait_exponential
+from agentlm.api_retry import RetryPolicy, chat_completion
 
 PROMPT = """You grade an answer to a question against the reference answer. Judge only whether the student's
 answer agrees with the reference in substance; ignore wording, style and extra detail that does not contradict it.
@@ -25,11 +25,11 @@ class OpenAIJudge:
             client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
                                    max_retries=0, timeout=120.0)
         self.client, self.model = client, model
+        self.retry = RetryPolicy(max_retries=2, backoff_max_s=20.0)  # the project's one policy (agentlm.api_retry)
 
-    @retry(stop=stop_after_attempt(3), wait=wait_exponential(min=1, max=20), reraise=True)
     def _ask(self, prompt: str) -> str:
-        out = self.client.chat.completions.create(model=self.model, temperature=0.0, max_tokens=5,
-                                                  messages=[{"role": "user", "content": prompt}])
+        out = chat_completion(self.client, self.retry, model=self.model, temperature=0.0, max_tokens=5,
+                              messages=[{"role": "user", "content": prompt}])
         return out.choices[0].message.content or ""
 
     def __call__(self, question: str, gold: str, answer: str) -> bool:
