@@ -6,11 +6,9 @@ import multiprocessing
 
 import pytest
 
-pytest.importorskip("textworld")
-
-from agentlm import cache  # noqa: E402
-from agentlm.envs import household, household_games  # noqa: E402
-from agentlm.envs.loop import run_tasks  # noqa: E402
+from agentlm import cache
+from agentlm.envs import household, household_games
+from agentlm.envs.loop import run_tasks
 
 GAMES = [("coin", 1, 0), ("treasure", 1, 0), ("cooking", 1, 0)]
 
