@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 # (newuidmap for users other than root), mmdebstrap (builds its Debian tree) and sudo (this Makefile's own installs
 # as a user); the Digital Card Game builds with g++, make and cmake.
 DEBS := bubblewrap chromium chromium-driver sqlite3 sudo uidmap mmdebstrap g++ make cmake
+# CI also installs what only slow tests need (the real MariaDB server of tests/envs/test_db.py).
+CI_DEBS := mariadb-server mariadb-client
 
-.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all demo mariadb card-game card-game-if-present clean
+.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all ci demo mariadb card-game card-game-if-present clean
 
 install: debs venv os-rootfs card-game-if-present
 
@@ -48,6 +50,13 @@ test-slow:
 
 test-all:
 	$(BIN)/python -m pytest -q -m "slow or not slow" tests
+
+# What .ci/run does on a fresh clone: install everything, then every test, slow ones included. With CI=true a
+# skip fails unless tests/conftest.py's CI_MAY_SKIP accepts its reason; -rs lists those accepted, --durations
+# keeps the time per test in the log.
+ci:
+	$(MAKE) install DEBS="$(DEBS) $(CI_DEBS)"
+	CI=true $(BIN)/python -m pytest -q -m "slow or not slow" -rs --durations=25 tests
 
 # The main job on the embedded default: data the project makes itself -> the tiny model trained at eta = 0.2.
 DEMO := data/generated/demo
