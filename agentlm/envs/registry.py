@@ -30,6 +30,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.db",
     "agentlm.envs.os_env",
     "agentlm.envs.household",
+    "agentlm.envs.alfworld",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",
     "agentlm.envs.domains.back_office",
