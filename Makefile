@@ -68,5 +68,5 @@ PLANNER_WHEELS := $(or $(AGENTLM_CACHE),$(HOME)/.cache/agentlm)/wheels
 planner:
 	@ls $(PLANNER_WHEELS)/fast_downward_textworld-20.6.4-*.whl >/dev/null 2>&1 || { \
 	  echo "building $(PLANNER) from source once (~15 min) into $(PLANNER_WHEELS)"; mkdir -p $(PLANNER_WHEELS) && \
-	  $(BIN)/pip wheel -q --no-deps -w $(PLANNER_WHEELS).tmp $(PLANNER) && mv $(PLANNER_WHEELS).tmp/*.whl $(PLANNER_WHEELS)/; }
+	  $(BIN)/pip wheel -q --no-deps -w $(PLANNER_WHEELS).tmp $(PLANNER) && mv $(PLANNER_WHEELS).tmp/*.whl $(PLANNER_WHEELS)/ && rmdir $(PLANNER_WHEELS).tmp; }
 	$(BIN)/pip install -q --no-deps $(PLANNER_WHEELS)/fast_downward_textworld-20.6.4-*.whl

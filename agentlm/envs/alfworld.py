@@ -96,11 +96,24 @@ def data_root(path: str | os.PathLike) -> pathlib.Path:
     raise FileNotFoundError(f"{p}: no ALFWorld data here (expected {GAMES_DIR}/ or {ARCHIVE})")
 
 
+def env_root() -> pathlib.Path | None:
+    """$ALFWORLD_DATA when it holds the games. The alfworld package sets it to its own default (~/.cache/alfworld,
+    created empty) when unset, so an empty folder there means "not given", not an error."""
+    given = os.environ.get("ALFWORLD_DATA")
+    try:
+        return data_root(given) if given else None
+    except FileNotFoundError:
+        return None
+
+
 def find_root(near: pathlib.Path | None = None, data_path: str | None = None) -> pathlib.Path | None:
-    """`data_path`, else $ALFWORLD_DATA, else the nearest folder at or above `near` holding the games."""
-    given = data_path or os.environ.get("ALFWORLD_DATA")
-    if given:
-        return data_root(given)
+    """`data_path`, else $ALFWORLD_DATA (when it holds games), else the nearest folder at or above `near` that
+    holds them."""
+    if data_path:
+        return data_root(data_path)
+    root = env_root()
+    if root is not None:
+        return root
     for folder in ([near, *near.parents][:3] if near else []):
         if (folder / GAMES_DIR).is_dir() or (folder / ARCHIVE).is_file():
             return data_root(folder)
@@ -191,11 +204,11 @@ def game_path(task: Task, data_path: str | None = None) -> pathlib.Path:
     if game.is_absolute():
         path = game
     else:
-        root = find_root(data_path=data_path) if (data_path or os.environ.get("ALFWORLD_DATA")) else None
-        root = root or (pathlib.Path(task.data["root"]) if task.data.get("root") else None)
+        root = find_root(data_path=data_path) or (pathlib.Path(task.data["root"]) if task.data.get("root") else None)
         if root is None:
-            raise FileNotFoundError(f"task {task.id}: {game} is relative and no ALFWorld data root is known "
-                                    f"(set $ALFWORLD_DATA or the data_path option)")
+            raise FileNotFoundError(f"task {task.id}: {game} is relative and no ALFWorld data root is known (set "
+                                    f"$ALFWORLD_DATA, now {os.environ.get('ALFWORLD_DATA')!r}, or the data_path "
+                                    f"option)")
         path = root / game
     if not path.is_file():
         raise FileNotFoundError(f"task {task.id}: game file {path} does not exist")
