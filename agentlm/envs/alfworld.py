@@ -31,6 +31,7 @@ import os
 import pathlib
 import re
 import tarfile
+import threading
 from typing import Any, Sequence
 
 from agentlm.cache import build_once, cache_root
@@ -53,6 +54,10 @@ EXAMPLE_PREFIX = "Here is one example.\n"
 TASK_PREFIX = "Here is your task. "
 BLEU_LIMIT = 0.01
 REPEAT_WINDOW = 3
+# TextWorld's PDDL backend (its grammar parser, Fast Downward's translator) keeps module-level state: two threads
+# loading or stepping games at once fail ("pop from empty list"). Every game call of this process takes this lock;
+# episodes still overlap in the agent's turns, which is where a model spends its time.
+_GAME_LOCK = threading.RLock()
 
 INSTRUCTION = """You act in a household to complete a task. First you are told what the room holds and what the
 goal is; then, one turn at a time, you reply with one action and I tell you what happened. Reply either with a
@@ -301,9 +306,13 @@ class ALFWorldEnv(Environment):
         self.replies: list[str] = []
 
     def reset(self, task: Task) -> list[Message]:
-        self.close()
-        self.game = start_game(game_path(task, self.data_path))
-        state = self.game.reset()
+        path = game_path(task, self.data_path)
+        with _GAME_LOCK:
+            if self.game is None:
+                self.game = start_game(path)
+            else:  # one backend (and one copy of the planner library) for all of this environment's episodes
+                self.game.load(str(path))
+            state = self.game.reset()
         self.admissible = list(state["admissible_commands"] or [])
         self.replies = []
         scaffold = self.scaffold or scaffold_for(task.data["task_type"], self.instruction, self.examples)
@@ -314,7 +323,8 @@ class ALFWorldEnv(Environment):
         if command is None:
             return StepResult("", 0.0, True, {"invalid": True, "won": False}, invalid=True)
         command = choose_command(command, self.admissible)
-        state, _, _ = self.game.step(command)
+        with _GAME_LOCK:
+            state, _, _ = self.game.step(command)
         self.admissible = list(state["admissible_commands"] or [])
         self.replies.append(action)
         won = bool(state["won"])
@@ -331,7 +341,10 @@ class ALFWorldEnv(Environment):
 
     def close(self) -> None:
         if self.game is not None:
-            self.game.close()
+            import fast_downward
+            with _GAME_LOCK:
+                self.game.close()
+                fast_downward.close_lib(self.game.unwrapped.downward_lib)  # TextWorld's close leaves it loaded
             self.game = None
 
 
@@ -390,7 +403,7 @@ SPEC = EnvSpec(
     action_format=ActionFormat(r"^\s*ACTION:", thought_prefix="THOUGHT: "),
     options={"data_path": None, "prompts_file": None, "instruction_file": None, "prompt_file": None},
     requires=("textworld", "alfworld", "nltk"), check=_planner_check, install_hint="run `make install`",
-    serial_reset=True, split="std",
+    split="std",
     task_formats="AgentBench split file (std.json/dev.json), a JSON list of game paths, an ALFWorld data root "
                  "(json_2.1.1/ or json_2.1.1.tar.xz) with split train/valid_seen/valid_train/valid_unseen, or a "
                  "folder of game.tw-pddl files",
