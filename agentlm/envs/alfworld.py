@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 GAMES_DIR = "json_2.1.1"
 ARCHIVE = "json_2.1.1.tar.xz"
 GAME_FILE = "game.tw-pddl"
+LOGIC_FILES = ("alfred.pddl", "alfred.twl2")
 SPLITS = ("train", "valid_seen", "valid_train", "valid_unseen")
 # Task folder prefix -> key of the example trajectory in AgentBench's prompt files (order as in its split files).
 TASK_TYPES = {"pick_and_place": "put", "pick_clean_then_place": "clean", "pick_heat_then_place": "heat",
@@ -125,6 +126,15 @@ def find_root(near: pathlib.Path | None = None, data_path: str | None = None) ->
     return None
 
 
+def logic_near(folder: pathlib.Path | None) -> pathlib.Path | None:
+    """The `logic/` folder (alfred.pddl + alfred.twl2) at or up to two levels above `folder`, where AgentBench's
+    base_config expects it ($ALFWORLD_DATA/logic)."""
+    for f in ([folder, *folder.parents][:3] if folder else []):
+        if all((f / "logic" / name).is_file() for name in LOGIC_FILES):
+            return f / "logic"
+    return None
+
+
 def task_type(game: str) -> str:
     """The AgentBench task type ('pick_and_place', ...) of a game path, from its task folder."""
     folder = pathlib.PurePosixPath(game).parts[-3] if len(pathlib.PurePosixPath(game).parts) >= 3 else ""
@@ -134,10 +144,13 @@ def task_type(game: str) -> str:
     raise ValueError(f"{game}: task folder {folder!r} names no ALFWorld task type ({', '.join(TASK_TYPES)})")
 
 
-def make_task(game: str, root: pathlib.Path | None, split: str, index: int, prefix: str = "alfworld") -> Task:
+def make_task(game: str, root: pathlib.Path | None, split: str, index: int, prefix: str = "alfworld",
+              logic: pathlib.Path | None = None) -> Task:
     data = {"game": game, "task_type": task_type(game)}
     if root is not None:
         data["root"] = str(root)
+    if logic is not None:
+        data["logic"] = str(logic)
     return Task(id=f"{prefix}_{split}_{index:04d}", env="alfworld", data=data, split=split)
 
 
@@ -177,23 +190,23 @@ def load_tasks(source: str | os.PathLike, split: str = "std") -> list[Task]:
             paths = [g for key, games in content.items() for g in _path_list(games, f"{p} key {key!r}")]
         else:
             paths = _path_list(content, str(p))
-        root = find_root(p.parent)
-        return [make_task(g, root, p.stem, i) for i, g in enumerate(paths)]
+        root, logic = find_root(p.parent), logic_near(p.parent)
+        return [make_task(g, root, p.stem, i, logic=logic) for i, g in enumerate(paths)]
     if not p.exists():
         raise FileNotFoundError(f"ALFWorld tasks: {p} does not exist (give a split file such as AgentBench's "
                                 f"std.json, an ALFWorld data root, or a folder of {GAME_FILE} files)")
     if p.is_dir() and not (p / GAMES_DIR).is_dir() and not (p / ARCHIVE).is_file():
-        root, folder = None, p
+        root, folder, logic = None, p, logic_near(p)
     else:
         if split not in SPLITS:
             raise ValueError(f"{p}: an ALFWorld data root needs split one of {SPLITS}, not {split!r}")
-        root = data_root(p)
+        root, logic = data_root(p), logic_near(p if p.is_dir() else p.parent)
         folder = root / GAMES_DIR / split
     games, skipped = walk_games(folder)
     if any(skipped.values()):
         log.warning("%s: left out %s (as ALFWorld's own loader does)", folder, skipped)
     split_name = split if split in SPLITS else folder.name
-    return [make_task(str(g.relative_to(root)) if root else str(g), root, split_name, i)
+    return [make_task(str(g.relative_to(root)) if root else str(g), root, split_name, i, logic=logic)
             for i, g in enumerate(games)]
 
 
@@ -218,6 +231,72 @@ def game_path(task: Task, data_path: str | None = None) -> pathlib.Path:
     if not path.is_file():
         raise FileNotFoundError(f"task {task.id}: game file {path} does not exist")
     return path
+
+
+def logic_for(task: Task, data_path: str | None = None, logic_dir: str | None = None) -> pathlib.Path | None:
+    """The domain and grammar a game is played with: `logic_dir` ("embedded" = the game file's own copy), else
+    logic/ beside `data_path`, $ALFWORLD_DATA or the task's data, else None (the game's own copy)."""
+    if logic_dir == "embedded":
+        return None
+    if logic_dir:
+        found = logic_near(pathlib.Path(logic_dir).parent) if pathlib.Path(logic_dir).name == "logic" else None
+        if found is None:
+            raise FileNotFoundError(f"logic_dir {logic_dir}: expected a folder logic/ holding {LOGIC_FILES}")
+        return found
+    for base in (data_path, os.environ.get("ALFWORLD_DATA")):
+        found = logic_near(pathlib.Path(base)) if base else None
+        if found:
+            return found
+    return pathlib.Path(task.data["logic"]) if task.data.get("logic") else None
+
+
+_TEMPLATE = re.compile(r'action (\w+) \{\s*template :: "([^"]*)";')
+_GOAL = re.compile(r'"rhs": "Your task is to: ([^"]*)"')
+
+
+def translate_plan(plan: Sequence[str], source_grammar: str, target_grammar: str) -> list[str]:
+    """Commands written with one grammar's action templates, in another's (the newer game files say
+    "move X to Y" where AgentBench's grammar says "put X in/on Y")."""
+    source, target = dict(_TEMPLATE.findall(source_grammar)), dict(_TEMPLATE.findall(target_grammar))
+    rules = []
+    for action, template in source.items():
+        if action in target and target[action] != template and "[" not in template:
+            slots = re.split(r"(\{\w+\})", template)
+            pattern = "".join(f"(?P<{s[1:-1]}>.+?)" if s.startswith("{") else re.escape(s) for s in slots)
+            rules.append((re.compile(pattern + "$"), target[action]))
+    out = []
+    for command in plan:
+        for pattern, template in rules:
+            m = pattern.match(command)
+            if m:
+                command = template.format(**m.groupdict())
+                break
+        out.append(command)
+    return out
+
+
+def game_data(task: Task, data_path: str | None = None, logic_dir: str | None = None) -> dict[str, Any]:
+    """The game as TextWorld's PDDL backend loads it. With AgentBench's logic/ (the default where it is found),
+    its domain and grammar replace the game file's own copy, the game's goal goes into the grammar as ALFWorld's
+    add_task_to_grammar does, and the expert plan is rewritten in that grammar's commands."""
+    path = game_path(task, data_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"task {task.id}: {path} is not a game file ({e})") from None
+    missing = [k for k in ("pddl_domain", "grammar", "pddl_problem") if k not in data]
+    if missing:
+        raise ValueError(f"task {task.id}: {path} lacks {missing}")
+    logic = logic_for(task, data_path, logic_dir)
+    if logic is None:
+        return data
+    grammar = (logic / "alfred.twl2").read_text(encoding="utf-8")
+    goal = _GOAL.search(data["grammar"])
+    if goal is None or "UNKNOWN GOAL." not in grammar:
+        raise ValueError(f"task {task.id}: cannot carry the goal of {path} into {logic / 'alfred.twl2'}")
+    walkthrough = translate_plan(data.get("walkthrough") or [], data["grammar"], grammar)
+    return {**data, "pddl_domain": (logic / "alfred.pddl").read_text(encoding="utf-8"),
+            "grammar": grammar.replace("UNKNOWN GOAL.", goal.group(1)), "walkthrough": walkthrough}
 
 
 # -- AgentBench's text handling ------------------------------------------------------------------------------------
@@ -281,21 +360,25 @@ def scaffold_for(task_type_: str, instruction: str, examples: dict[str, list[str
 
 # -- the environment -----------------------------------------------------------------------------------------------
 
-def start_game(path: pathlib.Path):
-    """A TextWorld environment on one ALFWorld game, wrapped as ALFWorld's evaluation wraps it."""
+def start_game(data: dict[str, Any]):
+    """TextWorld's PDDL backend on one ALFWorld game, wrapped as ALFWorld's evaluation wraps it."""
     import textworld
     from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
-    infos = textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"])
-    return textworld.start(str(path), request_infos=infos, wrappers=[AlfredDemangler(shuffle=False), AlfredInfos])
+    from textworld.envs.pddl import PddlEnv
+    game = PddlEnv(textworld.EnvInfos(won=True, admissible_commands=True, extras=["gamefile"]))
+    for wrapper in (AlfredDemangler(shuffle=False), AlfredInfos):
+        game = wrapper(game)
+    game.load(data)
+    return game
 
 
 class ALFWorldEnv(Environment):
     name = "alfworld"
 
-    def __init__(self, max_rounds: int = 35, data_path: str | None = None, prompts_file: str | None = None,
-                 instruction_file: str | None = None, prompt_file: str | None = None):
+    def __init__(self, max_rounds: int = 35, data_path: str | None = None, logic_dir: str | None = None,
+                 prompts_file: str | None = None, instruction_file: str | None = None, prompt_file: str | None = None):
         self.max_rounds = max_rounds
-        self.data_path = data_path or None
+        self.data_path, self.logic_dir = data_path or None, logic_dir or None
         self.examples = load_examples(prompts_file) if prompts_file else None
         self.instruction = (pathlib.Path(instruction_file).read_text(encoding="utf-8") if instruction_file
                             else INSTRUCTION)
@@ -306,12 +389,12 @@ class ALFWorldEnv(Environment):
         self.replies: list[str] = []
 
     def reset(self, task: Task) -> list[Message]:
-        path = game_path(task, self.data_path)
+        data = game_data(task, self.data_path, self.logic_dir)
         with _GAME_LOCK:
             if self.game is None:
-                self.game = start_game(path)
+                self.game = start_game(data)
             else:  # one backend (and one copy of the planner library) for all of this environment's episodes
-                self.game.load(str(path))
+                self.game.load(data)
             state = self.game.reset()
         self.admissible = list(state["admissible_commands"] or [])
         self.replies = []
@@ -340,35 +423,35 @@ class ALFWorldEnv(Environment):
         return parse_action(action) is not None
 
     def close(self) -> None:
+        # TextWorld keeps each backend's copy of the planner library loaded (unloading one and loading another
+        # crashes the process), which is why one backend serves all of an environment's episodes
         if self.game is not None:
-            import fast_downward
             with _GAME_LOCK:
                 self.game.close()
-                fast_downward.close_lib(self.game.unwrapped.downward_lib)  # TextWorld's close leaves it loaded
             self.game = None
 
 
 # -- the oracle ----------------------------------------------------------------------------------------------------
 
-def expert_plan(path: pathlib.Path) -> list[str]:
-    """The game's expert plan: the walkthrough ALFWorld stored in the game file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    plan = data.get("walkthrough")
+def expert_plan(task: Task, data_path: str | None = None, logic_dir: str | None = None) -> list[str]:
+    """The game's expert plan: the walkthrough ALFWorld stored in the game file, in the commands of the grammar
+    the game is played with."""
+    plan = game_data(task, data_path, logic_dir).get("walkthrough")
     if not plan or not all(isinstance(c, str) for c in plan):
-        raise ValueError(f"{path}: the game file has no walkthrough (expert plan) to follow")
+        raise ValueError(f"task {task.id}: the game file has no walkthrough (expert plan) to follow")
     return list(plan)
 
 
 class ExpertPlanOracle:
     """Plays each game's expert plan, one command per turn, in AgentBench's reply format."""
 
-    def __init__(self, data_path: str | None = None):
-        self.data_path = data_path or None
+    def __init__(self, data_path: str | None = None, logic_dir: str | None = None):
+        self.data_path, self.logic_dir = data_path or None, logic_dir or None
         self._plans: dict[str, list[str]] = {}
 
     def act(self, conversation: list[Message], task: Task) -> str:
         if task.id not in self._plans:
-            self._plans[task.id] = expert_plan(game_path(task, self.data_path))
+            self._plans[task.id] = expert_plan(task, self.data_path, self.logic_dir)
         plan = self._plans[task.id]
         turn = n_agent_turns(conversation)
         if turn >= len(plan):
@@ -399,9 +482,11 @@ def _planner_check() -> str | None:
 
 SPEC = EnvSpec(
     name="alfworld", env=ALFWorldEnv, load_tasks=load_tasks, group="held_in", paper_task="ALFWorld",
-    metric=Metric("success rate", aggregate), oracle=ExpertPlanOracle, oracle_options={"data_path": None},
+    metric=Metric("success rate", aggregate), oracle=ExpertPlanOracle,
+    oracle_options={"data_path": None, "logic_dir": None},
     action_format=ActionFormat(r"^\s*ACTION:", thought_prefix="THOUGHT: "),
-    options={"data_path": None, "prompts_file": None, "instruction_file": None, "prompt_file": None},
+    options={"data_path": None, "logic_dir": None, "prompts_file": None, "instruction_file": None,
+             "prompt_file": None},
     requires=("textworld", "alfworld", "nltk"), check=_planner_check, install_hint="run `make install`",
     split="std",
     task_formats="AgentBench split file (std.json/dev.json), a JSON list of game paths, an ALFWorld data root "

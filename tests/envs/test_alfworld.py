@@ -39,6 +39,16 @@ def test_action_parsing_and_bleu_mapping_as_agentbench():
                                         "is to: x.") == "You are in a room.\nYour task is to: x."
 
 
+def test_plans_are_rewritten_in_the_grammar_the_game_is_played_with():
+    newer = 'action PutObject {\n    template :: "move {o} to {r}";\n}\naction GotoLocation {\n    template :: ' \
+            '"go to [{r.name | receptacleatlocation(r:receptacle, lend:location)}]";\n}\n' \
+            'action HeatObject {\n    template :: "heat {o} with {r}";\n}'
+    agentbench = newer.replace("move {o} to {r}", "put {o} in/on {r}")
+    plan = ["go to desk 2", "take pencil 2 from desk 2", "heat pencil 2 with microwave 1", "move pencil 2 to shelf 5"]
+    assert alfworld.translate_plan(plan, newer, agentbench) == plan[:3] + ["put pencil 2 in/on shelf 5"]
+    assert alfworld.translate_plan(plan, newer, newer) == plan
+
+
 def test_split_files_folders_and_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("ALFWORLD_DATA", raising=False)
     data = tmp_path / "alfworld"
@@ -136,7 +146,22 @@ def test_std_prompt_is_agentbenchs():
         task_turn = conv[-1]["value"]
         assert task_turn.startswith("Here is your task. You are in the middle of a room.")
         assert "Welcome" not in task_turn and "\nYour task is to: " in task_turn
+    assert "put soapbottle 1 in/on toilet 1" in alfworld.expert_plan(spec.tasks(str(bench / "dev.json"))[0])
     env.close()
+
+
+def test_games_play_with_agentbenchs_logic_or_their_own():
+    spec, bench, options = _real()
+    task = spec.tasks(str(bench / "dev.json"))[0]  # put a soapbottle in toilet
+    assert task.data["logic"].endswith("logic")  # found beside the data root, as AgentBench's base_config has it
+    own = spec.make_env(**options, logic_dir="embedded")
+    own.reset(task)
+    assert own.step("ACTION: go to countertop 1").observation.startswith("You arrive at countertop 1. On the")
+    own.step("ACTION: take soapbottle 1 from countertop 1")
+    own.step("ACTION: go to toilet 1")
+    assert "move soapbottle 1 to toilet 1" in own.admissible  # the newer grammar of the game files
+    assert alfworld.expert_plan(task, logic_dir="embedded")[-1] == "move soapbottle 1 to toilet 1"
+    own.close()
 
 
 def test_repeated_and_invalid_replies_end_episodes_as_agentbench():
@@ -157,7 +182,7 @@ def test_repeated_and_invalid_replies_end_episodes_as_agentbench():
                      LoopConfig(repeat_limit=None))
     assert ep.outcome == Outcome.REPEATED_ACTION and ep.rounds == 5 and ep.reward == 0.0
     first = next(i for i, m in enumerate(ep.conversation) if m["from"] == "gpt" and m["loss"])
-    assert ep.conversation[first + 1]["value"].startswith("You arrive at countertop 1. On the countertop 1")
+    assert ep.conversation[first + 1]["value"].startswith("On the countertop 1, you see")  # "You arrive at loc N. " cut
     ep = run_episode(env, Say("I think I should look around."), task)
     assert ep.outcome == Outcome.INVALID_ACTION and ep.rounds == 1
     env.close()
