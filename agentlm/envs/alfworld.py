@@ -17,6 +17,11 @@ AgentBench's protocol (the paper's ALFWorld column), reproduced here:
 A reply with no "ACTION:" line ends the episode as an invalid action (AgentBench's runner crashes on it and leaves
 the game out of its total; here it counts as a failure).
 
+Games are played with AgentBench's logic/ domain and grammar (base_config's $ALFWORLD_DATA/logic) where found: the
+game files here embed a newer copy whose commands ("move X to Y") and observations ("You arrive at desk 1.")
+differ from the ones AgentBench's prompts and AgentInstruct's rows use ("put X in/on Y", "You arrive at loc 12.");
+`logic_dir="embedded"` plays the game file's own copy.
+
 The instruction and example turns are AgentBench's files, given at run time (`instruction_file`, e.g. its
 task_instruction.txt, and `prompts_file`, its alfworld_multiturn_react.json); without them the environment uses
 its own instruction and no example. Game paths in a split file are relative to the ALFWorld data root
