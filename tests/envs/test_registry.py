@@ -49,7 +49,7 @@ def test_options_sections_and_round_limits():
     section = spec.section_defaults()
     assert section["backend"] == "sqlite" and section["prompt_file"] == "" and section["mode"] == "label"
     assert {"data_file", "split", "limit", "max_rounds"} <= set(section)
-    assert spec.options_from({**section, "mode": "sql"}) == {**{k: section[k] for k in ("backend",
+    assert spec.options_from({**section, "mode": "sql"}) == {**{k: section[k] for k in ("backend", "strict_tables",
                                                              "statement_timeout", "backend_options")}, "mode": "sql"}
     assert spec.parse_option("statement_timeout", "2") == 2.0 and spec.parse_option("mode", "sql") == "sql"
     assert registry.get("os").parse_option("show_work", "yes") is True
