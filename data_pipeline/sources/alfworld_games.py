@@ -20,7 +20,7 @@ def game_tasks(source: str, src: Any) -> list[Task]:
     """`src.n` games (0 = all) from `src.data` (an ALFWorld data root or json_2.1.1.tar.xz), split `src.split`
     (default train), task types in turn, each type's games shuffled with `src.seed`; `src.offset` skips that many
     of this order first, so two sources with one seed (rollout and annotate) get disjoint games."""
-    from agentlm.envs.alfworld import TASK_TYPES, load_tasks
+    from agentlm.envs.alfworld_files import TASK_TYPES, load_tasks
 
     split = src.get("split", "train") or "train"
     if split == EVAL_SPLIT:

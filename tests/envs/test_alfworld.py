@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from agentlm.envs import alfworld, registry
+from agentlm.envs import alfworld, alfworld_files, registry
 from agentlm.envs.base import Outcome, Task
 from agentlm.envs.loop import LoopConfig, run_episode, run_tasks
 from data_pipeline.sources.alfworld_games import game_tasks
@@ -45,8 +45,8 @@ def test_plans_are_rewritten_in_the_grammar_the_game_is_played_with():
             'action HeatObject {\n    template :: "heat {o} with {r}";\n}'
     agentbench = newer.replace("move {o} to {r}", "put {o} in/on {r}")
     plan = ["go to desk 2", "take pencil 2 from desk 2", "heat pencil 2 with microwave 1", "move pencil 2 to shelf 5"]
-    assert alfworld.translate_plan(plan, newer, agentbench) == plan[:3] + ["put pencil 2 in/on shelf 5"]
-    assert alfworld.translate_plan(plan, newer, newer) == plan
+    assert alfworld_files.translate_plan(plan, newer, agentbench) == plan[:3] + ["put pencil 2 in/on shelf 5"]
+    assert alfworld_files.translate_plan(plan, newer, newer) == plan
 
 
 def test_split_files_folders_and_errors(tmp_path, monkeypatch):
@@ -59,28 +59,28 @@ def test_split_files_folders_and_errors(tmp_path, monkeypatch):
     split = tmp_path / "alfworld" / "std.json"  # AgentBench's layout: the split file beside json_2.1.1/
     split.write_text(json.dumps({"pick_and_place": [str(a.relative_to(data))],
                                  "look_at_obj": [str(b.relative_to(data))]}))
-    tasks = alfworld.load_tasks(split)
+    tasks = alfworld_files.load_tasks(split)
     assert [t.data["task_type"] for t in tasks] == ["pick_and_place", "look_at_obj"]
     assert [t.id for t in tasks] == ["alfworld_std_0000", "alfworld_std_0001"] and tasks[0].split == "std"
-    assert alfworld.game_path(tasks[1]) == b
+    assert alfworld_files.game_path(tasks[1]) == b
     # a data root with a split: solvable games only, the sliced and unsolvable ones left out as ALFWorld does
-    walked = alfworld.load_tasks(data, "valid_unseen")
-    assert [alfworld.game_path(t) for t in walked] == [b, a]
+    walked = alfworld_files.load_tasks(data, "valid_unseen")
+    assert [alfworld_files.game_path(t) for t in walked] == [b, a]
     with pytest.raises(ValueError, match="split one of"):
-        alfworld.load_tasks(data, "std")
+        alfworld_files.load_tasks(data, "std")
     with pytest.raises(ValueError, match="names no ALFWorld task type"):
-        alfworld.make_task("json_2.1.1/train/stack_plates-X/trial_1/game.tw-pddl", None, "train", 0)
+        alfworld_files.make_task("json_2.1.1/train/stack_plates-X/trial_1/game.tw-pddl", None, "train", 0)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"pick_and_place": "not a list"}))
     with pytest.raises(ValueError, match="bad.json key 'pick_and_place': expected a list"):
-        alfworld.load_tasks(bad)
+        alfworld_files.load_tasks(bad)
     lonely = tmp_path / "elsewhere" / "std.json"
     lonely.parent.mkdir()
     lonely.write_text(json.dumps([str(a.relative_to(data))]))
     with pytest.raises(FileNotFoundError, match="no ALFWorld data root is known"):
-        alfworld.game_path(alfworld.load_tasks(lonely)[0])
+        alfworld_files.game_path(alfworld_files.load_tasks(lonely)[0])
     monkeypatch.setenv("ALFWORLD_DATA", str(data))
-    assert alfworld.game_path(alfworld.load_tasks(lonely)[0]) == a
+    assert alfworld_files.game_path(alfworld_files.load_tasks(lonely)[0]) == a
 
 
 def test_archive_is_extracted_once_into_the_cache(tmp_path, monkeypatch):
@@ -90,12 +90,12 @@ def test_archive_is_extracted_once_into_the_cache(tmp_path, monkeypatch):
     archive = tmp_path / "json_2.1.1.tar.xz"
     with tarfile.open(archive, "w:xz") as tar:
         tar.add(src / "json_2.1.1", arcname="json_2.1.1")
-    root = alfworld.data_root(tmp_path)
+    root = alfworld_files.data_root(tmp_path)
     assert root.parent == tmp_path / "cache" / "alfworld" and (root / "json_2.1.1" / "train").is_dir()
-    assert alfworld.data_root(archive) == root  # the archive itself names the same entry
-    assert [t.data["task_type"] for t in alfworld.load_tasks(archive, "train")] == ["pick_two_obj"]
+    assert alfworld_files.data_root(archive) == root  # the archive itself names the same entry
+    assert [t.data["task_type"] for t in alfworld_files.load_tasks(archive, "train")] == ["pick_two_obj"]
     with pytest.raises(FileNotFoundError, match="no ALFWorld data here"):
-        alfworld.data_root(src / "json_2.1.1")
+        alfworld_files.data_root(src / "json_2.1.1")
 
 
 def test_training_games_come_from_train_types_in_turn_never_valid_unseen(tmp_path):
