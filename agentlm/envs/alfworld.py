@@ -242,12 +242,13 @@ def _planner_check() -> str | None:
     import importlib.util
     if importlib.util.find_spec("fast_downward") is None:
         return ("environment 'alfworld' needs TextWorld's planner library (fast-downward-textworld), which PyPI "
-                "ships only as source: run `make planner` (builds it once, ~15 min, and caches the wheel)")
+                "ships only as source: run `make planner` (builds it once, several minutes, and caches the wheel)")
     return None
 
 
 SPEC = EnvSpec(
-    name="alfworld", env=ALFWorldEnv, load_tasks="agentlm.envs.alfworld_files:load_tasks", group="held_in", paper_task="ALFWorld",
+    name="alfworld", env=ALFWorldEnv, load_tasks="agentlm.envs.alfworld_files:load_tasks", group="held_in",
+    paper_task="ALFWorld",
     metric=Metric("success rate", aggregate), oracle=ExpertPlanOracle,
     oracle_options={"data_path": None, "logic_dir": None},
     action_format=ActionFormat(r"^\s*ACTION:", thought_prefix="THOUGHT: "),
