@@ -28,6 +28,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: requirements.txt requirements-test.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(MAKE) planner
 	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
 	touch $@
 
@@ -90,3 +91,15 @@ card-game-if-present:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# ALFWorld's PDDL games need TextWorld's planner, fast-downward-textworld, which PyPI ships only as source (a C++
+# build of several minutes). Built once into a wheel under the agentlm cache ($$AGENTLM_CACHE, default ~/.cache/agentlm)
+# and installed from there, so a second `make install` (or a new venv) reuses it.
+PLANNER := fast-downward-textworld==20.6.4
+PLANNER_WHEELS := $(or $(AGENTLM_CACHE),$(HOME)/.cache/agentlm)/wheels
+.PHONY: planner
+planner:
+	@ls $(PLANNER_WHEELS)/fast_downward_textworld-20.6.4-*.whl >/dev/null 2>&1 || { \
+	  echo "building $(PLANNER) from source once (several minutes) into $(PLANNER_WHEELS)"; mkdir -p $(PLANNER_WHEELS) && \
+	  $(BIN)/pip wheel -q --no-deps -w $(PLANNER_WHEELS).tmp $(PLANNER) && mv $(PLANNER_WHEELS).tmp/*.whl $(PLANNER_WHEELS)/ && rmdir $(PLANNER_WHEELS).tmp; }
+	$(BIN)/pip install -q --no-deps $(PLANNER_WHEELS)/fast_downward_textworld-20.6.4-*.whl

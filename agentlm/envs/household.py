@@ -1,6 +1,7 @@
-"""Household environment (held-in stand-in for ALFWorld): TextWorld games generated locally, played ALFWorld-style.
+"""Household environment (a generator of extra household data): TextWorld games generated locally, played
+ALFWorld-style. The paper's ALFWorld task itself is `agentlm.envs.alfworld`.
 
-ALFWorld's game files cannot be downloaded here, so TextWorld's own generators make comparable household text
+TextWorld's own generators make household text
 games: cooking (find, prepare and eat a recipe's ingredients), treasure hunter (find an object past doors and
 distractors) and coin collector (navigate to a coin), each at several difficulty levels. A game is fixed by
 (kind, level, seed), generated on first use and cached outside the repository (default ~/.cache/agentlm/textworld,
@@ -151,12 +152,11 @@ def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, A
 
 
 SPEC = EnvSpec(
-    name="household", env=HouseholdEnv, load_tasks=load_tasks, group="held_in", paper_task="ALFWorld",
-    note="TextWorld household games (cooking, treasure hunter, coin collector) stand in for ALFWorld's games",
+    name="household", env=HouseholdEnv, load_tasks=load_tasks, group="generator",
     metric=Metric("success rate", aggregate),
     oracle=WalkthroughOracle, oracle_options={"style": "act", "game_dir": None},
     action_format=ActionFormat(r"^\s*(Act|ACTION|Action)\s*:", thought_prefix="Think: "),
     options={"prompt_file": None, "game_dir": None}, requires=("textworld",), serial_reset=True,
     default_tasks="builtin:7",
     task_formats="builtin:N (N generated games of each kind at three levels), or JSONL/JSON of {kind, level, seed}",
-    description="TextWorld household games generated locally, the ALFWorld stand-in")
+    description="TextWorld household games generated locally: extra household-style data (not ALFWorld)")
