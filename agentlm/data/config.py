@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ml_collections import ConfigDict
 
+from agentlm.cache import cache_root
 from agentlm.data.template import DEFAULT_SYSTEM
 
 
@@ -27,7 +28,7 @@ def default_config(**overrides) -> ConfigDict:
     c.strict = True                        # False: skip and count malformed rows instead of failing
     c.overlength = "truncate"              # conversations longer than seq_len: "truncate" (whole turns) or "drop"
     c.eval_holdout = 0                     # conversations per Task held out of training for eval batches
-    c.cache_dir = "~/.cache/agentlm/tfds"  # prepared tfds copies, keyed by the source files' size and mtime
+    c.cache_dir = str(cache_root() / "tfds")  # prepared tfds copies (keyed by the files' size and mtime)
     for key, value in overrides.items():
         if key not in c:
             raise KeyError(f"unknown mixture config field {key!r}; fields: {sorted(c)}")

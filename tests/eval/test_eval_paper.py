@@ -35,8 +35,8 @@ def test_partial_category_is_mean_over_tasks_run_and_says_which():
 
 
 def test_unknown_names_are_rejected():
-    with pytest.raises(KeyError, match="webshop"):
-        paper.to_paper_names({"webshop": 1.0})
+    with pytest.raises(KeyError, match="mind2web"):
+        paper.to_paper_names({"mind2web": 1.0})
     with pytest.raises(KeyError, match="unknown paper model"):
         paper.paper_row("AgentLM-1B")
 
@@ -53,7 +53,7 @@ def test_report_reproduces_general_overall_from_a_run(tmp_path):
                               for k in ("mmlu", "humaneval", "gsm8k", "mt_bench")}}
     agent = {"model": "agentlm-70b-as-published",
              "tasks": {k: {"score": row[paper.TASK_TO_PAPER[k]], "n": 1, "metric": "", "errors": {}}
-                       for k in ("db", "os", "household", "sciworld", "miniwob")}}
+                       for k in ("db", "os", "alfworld", "sciworld", "miniwob")}}
     (tmp_path / "general").mkdir()
     (tmp_path / "agent").mkdir()
     (tmp_path / "general" / "summary.json").write_text(json.dumps(general))
