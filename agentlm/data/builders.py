@@ -75,6 +75,8 @@ class _ConversationFiles(tfds.core.GeneratorBasedBuilder, skip_registration=True
                     "value": tfds.features.Text(),
                     "loss": np.int8,       # -1 null, 0 false, 1 true
                 }),
+                # encoded image bytes in the order of the image sentinels in the turns (empty for text rows)
+                "images": tfds.features.Sequence(tfds.features.Tensor(shape=(), dtype=np.object_)),
             }),
         )
 
@@ -107,6 +109,7 @@ class _ConversationFiles(tfds.core.GeneratorBasedBuilder, skip_registration=True
                     "value": [t["value"] for t in row["conversations"]],
                     "loss": [encode_loss(t["loss"]) for t in row["conversations"]],
                 },
+                "images": list(row.get("images", [])),
             }
 
 
@@ -123,7 +126,7 @@ class ShareGpt(_ConversationFiles):
 
 
 BUILDERS = {"agent": AgentInstruct, "general": ShareGpt}
-_FORMAT = "ordered-1"   # bump when the prepared layout changes without a tfds VERSION change
+_FORMAT = "ordered-2-images"   # bump when the prepared layout changes without a tfds VERSION change
 
 
 def _fingerprint(files: list[pathlib.Path], strict: bool, builder_cls) -> str:
