@@ -32,6 +32,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.household",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",
+    "agentlm.envs.miniwob_vision",
     "agentlm.envs.domains.back_office",
     "agentlm.envs.domains.triage",
     "agentlm.envs.domains.tutor",
