@@ -2,14 +2,15 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the environments need (OS sandboxes, MiniWoB++ browser). Java 17 comes with the base image;
-# default-jre-headless is installed only where java is missing. The OS root sandbox needs uidmap (newuidmap for
-# users other than root), mmdebstrap (builds its Debian tree) and sudo (this Makefile's own installs as a user).
-DEBS := bubblewrap chromium chromium-driver sqlite3 sudo uidmap mmdebstrap
+# Debian packages the environments need (OS sandboxes, MiniWoB++ browser, the card game's engine). Java 17 comes with
+# the base image; default-jre-headless is installed only where java is missing. The OS root sandbox needs uidmap
+# (newuidmap for users other than root), mmdebstrap (builds its Debian tree) and sudo (this Makefile's own installs
+# as a user); the Digital Card Game builds with g++, make and cmake.
+DEBS := bubblewrap chromium chromium-driver sqlite3 sudo uidmap mmdebstrap g++ make cmake
 
-.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all demo mariadb clean
+.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all demo mariadb card-game card-game-if-present clean
 
-install: debs venv os-rootfs
+install: debs venv os-rootfs card-game-if-present
 
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -66,6 +67,17 @@ mariadb:
 	@dpkg -s mariadb-server >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client; }
 	$(BIN)/python -m agentlm.envs.mariadb start
+
+# AgentBench's Digital Card Game (engine, judge, AI client for this Python) built into the cache from its
+# unmodified source: AGENTLM_CARD_GAME_SRC=<AgentBench root or src/tasks/card_game>, default ../shared's copy.
+AGENTLM_CARD_GAME_SRC ?= ../shared/third_party/agentbench_card_game
+card-game:
+	$(BIN)/python -m agentlm.envs.card_game.build --source $(AGENTLM_CARD_GAME_SRC)
+
+# `make install` builds it too when the source is there (a fresh clone has no ../shared: it says so and goes on).
+card-game-if-present:
+	@if [ -d "$(AGENTLM_CARD_GAME_SRC)" ]; then $(MAKE) --no-print-directory card-game; \
+	else echo "card game: no source at $(AGENTLM_CARD_GAME_SRC) (set AGENTLM_CARD_GAME_SRC, then make card-game)"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -32,7 +32,8 @@ from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, success_rate
 
 OUTPUT_LIMIT = 800
-DEFAULT_SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "envs" / "os_scripts"
+# Our own versions of the item scripts AgentBench items name (package data, so an installed package has them).
+DEFAULT_SCRIPTS = pathlib.Path(__file__).resolve().with_name("os_scripts")
 DEFAULT_OBSERVATION = "Output:\n{observation}"
 CUT_NOTE = "\n[output cut here: it was too long]"
 

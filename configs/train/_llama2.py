@@ -7,7 +7,12 @@ then run on every host of the pod (jax.distributed autodetects TPU pods):
     python -m agentlm.train --config configs/train/llama2_7b.py --config.run_dir=/mnt/shared/runs/agentlm_7b
 run_dir must be one directory every host sees (NFS, gcsfuse): all processes write their shards of a checkpoint.
 """
-from agentlm.train.config import default_config, mixture_config
+import pathlib
+
+from agentlm.configfile import load_config_file
+from agentlm.train.config import default_config
+
+_MIXTURES = pathlib.Path(__file__).resolve().parents[1] / "mixture"  # configs/mixture/ beside this file
 
 
 def llama2_config(size: str, lr: float, remat: str):
@@ -22,7 +27,7 @@ def llama2_config(size: str, lr: float, remat: str):
     c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, -1, 1  # pure FSDP: every chip holds 1/N of weights and moments
 
     c.data.source = "mixture"
-    c.data.mixture = mixture_config("agenttuning")  # eta = 0.2, agent data + ShareGPT-layout general data
+    c.data.mixture = load_config_file(_MIXTURES / "agenttuning.py")  # eta = 0.2, agent data + ShareGPT-layout general data
     c.data.mixture.eta = 0.2
     c.data.mixture.tokenizer = f"{c.init_from}/tokenizer.model"
     c.data.global_batch_size = 64

@@ -33,7 +33,7 @@ def test_oracle_passes_dev(tmp_path):
     failed = [(e.task_id, e.outcome.value, e.info) for e in eps if e.outcome != Outcome.SUCCESS]
     s = summarize(eps)
     assert s["success_rate"] >= 0.9, failed
-    # our own versions of the three item scripts ship in configs/envs/os_scripts; without a root sandbox the
+    # our own versions of the three item scripts ship in agentlm/envs/os_scripts; without a root sandbox the
     # items whose scripts create users (18, 19, 20, 24) are set apart, with the reason
     root_items = set() if os_sandbox_root.root_problem() is None else {18, 19, 20, 24}
     assert {int(e.task_id.rsplit("_", 1)[1]) for e in eps if e.outcome == Outcome.UNSCORABLE} == root_items

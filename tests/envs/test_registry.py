@@ -22,8 +22,8 @@ def test_builtin_entries_groups_and_paper_rows():
     assert specs["back_office"].group == specs["triage"].group == "new_domain"
     assert paper.TASK_TO_PAPER["household"] == "ALFWorld" and "ALFWorld" in paper.STAND_INS["household"]
     assert paper.TASK_TO_PAPER["triage"] == "triage" and paper.TASK_TO_PAPER["mmlu"] == "MMLU"
-    with pytest.raises(ValueError, match="unknown environment 'webshop'.*registered: back_office"):
-        registry.get("webshop")
+    with pytest.raises(ValueError, match="unknown environment 'mind2web'.*registered: back_office"):
+        registry.get("mind2web")
 
 
 def test_every_metric_is_on_the_percent_scale_and_sets_unscorable_apart():
