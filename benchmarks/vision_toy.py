@@ -87,7 +87,7 @@ def train(cfg, examples, steps, batch, seq_len, lr, seed=0):
     return params
 
 
-def greedy(cfg, params, tok, text, pixels, max_new=12):
+def greedy(cfg, params, tok, text, pixels, max_new=32):
     patches = images.patchify(pixels, PATCH)
     r = render_detailed(conversation(text, None), tok, system=None, image_tokens=[len(patches)])
     ids, mask = list(r.ids), list(r.image_mask)
@@ -122,8 +122,12 @@ def evaluate(env, names, seeds, act):
         wins = 0
         for seed in seeds:
             task = make_task(name, seed)
-            text, pixels, _ = first_screen(env, task)
-            result = env.step(act(text, pixels))
+            text, pixels, messages = first_screen(env, task)
+            reply = act(text, pixels)
+            if seed < 3:
+                gold = VisionSolver().act(messages, task).split("Act:", 1)[1].strip()
+                print(f"  {name} seed {seed}: reply {reply!r}, scripted {gold!r}", flush=True)
+            result = env.step(reply)
             wins += int(result.done and result.reward > 0)
         out[name] = wins / len(seeds)
     return out
