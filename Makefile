@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 # (newuidmap for users other than root), mmdebstrap (builds its Debian tree) and sudo (this Makefile's own installs
 # as a user); the Digital Card Game builds with g++, make and cmake.
 DEBS := bubblewrap chromium chromium-driver sqlite3 sudo uidmap mmdebstrap g++ make cmake
+# CI also installs what only slow tests need (the real MariaDB server of tests/envs/test_db.py).
+CI_DEBS := mariadb-server mariadb-client
 
-.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all demo mariadb card-game card-game-if-present clean
+.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all ci demo mariadb card-game card-game-if-present clean
 
 install: debs venv os-rootfs card-game-if-present
 
@@ -26,6 +28,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: requirements.txt requirements-test.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(MAKE) planner
 	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
 	touch $@
 
@@ -48,6 +51,13 @@ test-slow:
 
 test-all:
 	$(BIN)/python -m pytest -q -m "slow or not slow" tests
+
+# What .ci/run does on a fresh clone: install everything, then every test, slow ones included. With CI=true a
+# skip fails unless tests/conftest.py's CI_MAY_SKIP accepts its reason; -rs lists those accepted, --durations
+# keeps the time per test in the log.
+ci:
+	$(MAKE) install DEBS="$(DEBS) $(CI_DEBS)"
+	CI=true $(BIN)/python -m pytest -q -m "slow or not slow" -rs --durations=25 tests
 
 # The main job on the embedded default: data the project makes itself -> the tiny model trained at eta = 0.2.
 DEMO := data/generated/demo
@@ -81,3 +91,15 @@ card-game-if-present:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# ALFWorld's PDDL games need TextWorld's planner, fast-downward-textworld, which PyPI ships only as source (a C++
+# build of several minutes). Built once into a wheel under the agentlm cache ($$AGENTLM_CACHE, default ~/.cache/agentlm)
+# and installed from there, so a second `make install` (or a new venv) reuses it.
+PLANNER := fast-downward-textworld==20.6.4
+PLANNER_WHEELS := $(or $(AGENTLM_CACHE),$(HOME)/.cache/agentlm)/wheels
+.PHONY: planner
+planner:
+	@ls $(PLANNER_WHEELS)/fast_downward_textworld-20.6.4-*.whl >/dev/null 2>&1 || { \
+	  echo "building $(PLANNER) from source once (several minutes) into $(PLANNER_WHEELS)"; mkdir -p $(PLANNER_WHEELS) && \
+	  $(BIN)/pip wheel -q --no-deps -w $(PLANNER_WHEELS).tmp $(PLANNER) && mv $(PLANNER_WHEELS).tmp/*.whl $(PLANNER_WHEELS)/ && rmdir $(PLANNER_WHEELS).tmp; }
+	$(BIN)/pip install -q --no-deps $(PLANNER_WHEELS)/fast_downward_textworld-20.6.4-*.whl

@@ -96,6 +96,8 @@ def template_thought(env: str, task: Task, conversation: list[Message], action: 
         return "The task is complete."
     if env == "household":
         return _household_thought(action.split(":", 1)[-1].strip().split("\n", 1)[0], first)
+    if env == "alfworld":
+        return _alfworld_thought(action, first, conversation)
     if env == "toy":
         return "I should look first." if first else "Now I add the numbers I saw."
     verb = action.split(":", 1)[-1].strip().split("\n", 1)[0]
@@ -122,6 +124,13 @@ _HOUSEHOLD_VERBS = [
     (r"^(put|insert) (.+) (on|into|in) (.+)", "The goal wants the {2} {3} the {4}."),
     (r"^drop (.+)", "I no longer need the {1}, so I drop it."),
 ]
+
+
+def _alfworld_thought(action: str, first: bool, conversation: list[Message]) -> str:
+    from data_pipeline.sources.alfworld_games import plan_thought
+    goal = re.search(r"Your task is to: (.+)", conversation[-1]["value"]) if conversation else None
+    return plan_thought(action.split("ACTION:", 1)[-1].strip().split("\n", 1)[0], first,
+                        goal.group(1).strip().rstrip(".") if goal else "")
 
 
 _PARTICIPLE = {"slice": "sliced", "dice": "diced", "chop": "chopped"}

@@ -82,6 +82,15 @@ DERIVERS: dict[str, Deriver] = {
 DERIVERS.update(kg_questions=derive_kg, webshop_goals=derive_webshop)
 
 
+def derive_alfworld(source: str, src: ml_collections.ConfigDict) -> list[Task]:
+    """ALFWorld games of the train split (never AgentBench's evaluation games)."""
+    from data_pipeline.sources.alfworld_games import game_tasks
+    return game_tasks(source, src)
+
+
+DERIVERS["alfworld_games"] = derive_alfworld
+
+
 def instructions(run: Run, sources: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Adds every missing task of the enabled sources to tasks.jsonl; returns {source: {new, total, ...}}."""
     from data_pipeline import self_instruct

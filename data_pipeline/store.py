@@ -12,9 +12,10 @@ import fcntl
 import json
 import os
 import pathlib
-import tempfile
 import threading
 from typing import Any, Iterator
+
+from agentlm.cache import write_atomic
 
 
 class StoreError(RuntimeError):
@@ -44,19 +45,8 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Writes UTF-8 text through a temporary file and a rename (agentlm.cache.write_atomic, the one copy)."""
+    write_atomic(path, text)
 
 
 class RecordStore:

@@ -43,3 +43,13 @@ def test_data_benchmark_runs(shared):
     assert out.returncode == 0, out.stderr[-3000:]
     for word in ("load", "render", "packed", "resume", "ratio"):
         assert f"\n{word} " in "\n" + out.stdout, out.stdout
+
+
+@pytest.mark.slow  # two servers compiling their shapes
+def test_serve_benchmark_runs_both_sides():
+    import serve
+
+    rows = serve.main(["--preset", "tiny", "--clients", "4", "--requests", "1", "--prompt", "4", "--new", "2",
+                       "--rounds", "1"])
+    assert [r[0] for r in rows] == ["batched", "serial", "**ratio**"]
+    assert all(r[1] > 0 and r[2] > 0 for r in rows[:2]) and rows[1][3] == 1.0  # serial: one row per call

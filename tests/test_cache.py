@@ -55,3 +55,25 @@ def test_file_entry_with_validation_and_failed_build(tmp_path):
 def test_write_atomic(tmp_path):
     cache.write_atomic(tmp_path / "a" / "x.txt", "hello")
     assert (tmp_path / "a" / "x.txt").read_text() == "hello"
+
+
+def test_threads_of_one_process_build_an_entry_once(tmp_path):
+    """The loop's worker threads ask for the same missing entry together (two episodes of one game)."""
+    import concurrent.futures
+    import threading
+
+    builds = []
+    started = threading.Barrier(4)
+
+    def build(tmp: pathlib.Path):
+        builds.append(1)
+        time.sleep(0.3)
+        (tmp / "payload").write_text("ok")
+
+    def worker(_):
+        started.wait()
+        return (cache.build_once(tmp_path / "entry", build, directory=True) / "payload").read_text()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(worker, range(4))) == ["ok"] * 4
+    assert builds == [1]

@@ -8,7 +8,8 @@ data_pipeline export (`<task>.jsonl`) gives one split per task in the same way. 
 prepared data and printed whenever the dataset is prepared or reused.
 
 `prepare(kind, paths, cache_dir, strict)` keys the prepared copy by the files' paths, sizes and modification
-times (and the strictness), so editing a source file re-prepares instead of silently reading a stale copy.
+times (and the strictness), so editing a source file re-prepares instead of silently reading a stale copy; the
+copy is built once however many processes ask for it at the same time (agentlm.cache).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def _keep_tensorflow_off_accelerators():
 
 _keep_tensorflow_off_accelerators()
 
+from agentlm import cache  # noqa: E402
 from agentlm.data.validate import (DataValidationError, ValidationReport, expand_paths, split_name,
                                    validated_rows)
 
@@ -126,7 +128,9 @@ class ShareGpt(_ConversationFiles):
 
 
 BUILDERS = {"agent": AgentInstruct, "general": ShareGpt}
-_FORMAT = "ordered-2-images"   # bump when the prepared layout changes without a tfds VERSION change
+# bump when the prepared layout changes without a tfds VERSION change (2: an agentlm.cache entry with a marker;
+# 3: the `images` feature of rows with image content parts)
+_FORMAT = "ordered-3-images"
 
 
 def _fingerprint(files: list[pathlib.Path], strict: bool, builder_cls) -> str:
@@ -141,19 +145,35 @@ def _fingerprint(files: list[pathlib.Path], strict: bool, builder_cls) -> str:
     return h.hexdigest()[:16]
 
 
+def _report_path(data_dir: pathlib.Path, builder_cls) -> pathlib.Path:
+    """Where the validation report of a prepared copy lives (beside tfds' own files for the builder version)."""
+    return data_dir / builder_cls.name / str(builder_cls.VERSION) / "validation.json"
+
+
 def prepare(kind: str, paths, cache_dir, strict: bool = True, verbose: bool = True):
-    """Prepare (or reuse) the tfds copy of `paths`; returns (builder, ValidationReport)."""
+    """Prepare (or reuse) the tfds copy of `paths`; returns (builder, ValidationReport).
+
+    The copy is an `agentlm.cache` directory entry: concurrent processes (a sweep's runs, a launcher's workers)
+    that need the same copy wait while one prepares it in a temporary directory, and a copy left without its
+    completion marker or its validation report (a killed preparation) is prepared again, with a log line."""
     builder_cls = BUILDERS[kind]
     files = expand_paths(paths)
     data_dir = pathlib.Path(cache_dir).expanduser() / f"{builder_cls.name}-{_fingerprint(files, strict, builder_cls)}"
+    prepared: list[ValidationReport] = []
+
+    def build(tmp: pathlib.Path) -> None:
+        fresh = builder_cls(paths=paths, strict=strict, data_dir=str(tmp))
+        fresh.download_and_prepare(download_config=tfds.download.DownloadConfig(
+            manual_dir=str(files[0].parent) if files else None, verify_ssl=False))
+        _report_path(tmp, builder_cls).write_text(json.dumps(fresh.report.to_json(), indent=1))
+        prepared.append(fresh.report)
+
+    cache.build_once(data_dir, build, directory=True, valid=lambda d: _report_path(d, builder_cls).is_file(),
+                     what=f"prepared {builder_cls.name} copy of {len(files)} file(s)")
     builder = builder_cls(paths=paths, strict=strict, data_dir=str(data_dir))
-    report_path = pathlib.Path(builder.data_dir) / "validation.json"
-    if report_path.is_file():
-        report = ValidationReport.from_json(json.loads(report_path.read_text()))
-        if verbose:
-            print(report.summary(f"{builder_cls.name} validation (reused {builder.data_dir})"))
-        return builder, report
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=str(files[0].parent) if files else None, verify_ssl=False))
-    report_path.write_text(json.dumps(builder.report.to_json(), indent=1))
-    return builder, builder.report
+    if prepared:
+        return builder, prepared[0]
+    report = ValidationReport.from_json(json.loads(_report_path(data_dir, builder_cls).read_text()))
+    if verbose:
+        print(report.summary(f"{builder_cls.name} validation (reused {builder.data_dir})"))
+    return builder, report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ml_collections import ConfigDict
 
+from agentlm.cache import cache_root
 from agentlm.data.template import DEFAULT_SYSTEM
 
 
@@ -29,7 +30,7 @@ def default_config(**overrides) -> ConfigDict:
     c.eval_holdout = 0                     # conversations per Task held out of training for eval batches
     c.image_patch = 0                      # > 0: rows may carry images, cut into patches of this many pixels
     c.image_token_id = 0                   # the id placed at image placeholder positions (the model masks it)
-    c.cache_dir = "~/.cache/agentlm/tfds"  # prepared tfds copies, keyed by the source files' size and mtime
+    c.cache_dir = str(cache_root() / "tfds")  # prepared tfds copies (keyed by the files' size and mtime)
     for key, value in overrides.items():
         if key not in c:
             raise KeyError(f"unknown mixture config field {key!r}; fields: {sorted(c)}")

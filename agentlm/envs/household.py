@@ -1,10 +1,12 @@
-"""Household environment (held-in stand-in for ALFWorld): TextWorld games generated locally, played ALFWorld-style.
+"""Household environment (a generator of extra household data): TextWorld games generated locally, played
+ALFWorld-style. The paper's ALFWorld task itself is `agentlm.envs.alfworld`.
 
-ALFWorld's game files cannot be downloaded here, so TextWorld's own generators make comparable household text
+TextWorld's own generators make household text
 games: cooking (find, prepare and eat a recipe's ingredients), treasure hunter (find an object past doors and
 distractors) and coin collector (navigate to a coin), each at several difficulty levels. A game is fixed by
 (kind, level, seed), generated on first use and cached outside the repository (default ~/.cache/agentlm/textworld,
-or $AGENTLM_CACHE/textworld). TextWorld records each game's walkthrough, which the oracle plays.
+or $AGENTLM_CACHE/textworld; see household_games, which also explains the one lock every call into TextWorld
+holds). TextWorld records each game's walkthrough, which the oracle plays.
 
 The agent sees a room description and "Your task is to: ...", and replies with an optional thought and one
 action, e.g. "Think: the coin must be east.\nAct: go east" (ALFWorld's "THOUGHT: ... ACTION: ..." also
@@ -13,27 +15,16 @@ parses). Success (reward 1) is winning the game; a reply with no action ends the
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
-import tempfile
-import threading
 import warnings
 from typing import Any, Sequence
 
 from agentlm.envs.agents import n_agent_turns
 from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task
+from agentlm.envs.household_games import KINDS, TEXTWORLD_LOCK, game_file, game_spec, walkthrough
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, scored_episodes, success_rate
-
-KINDS = ("cooking", "treasure", "coin")
-# cooking difficulty presets: rooms, ingredients, and which preparation steps the recipe needs
-COOKING_LEVELS = {
-    1: {"recipe": 1, "take": 1, "go": 1, "open": False, "cook": False, "cut": False},
-    2: {"recipe": 2, "take": 2, "go": 6, "open": True, "cook": False, "cut": True},
-    3: {"recipe": 3, "take": 3, "go": 9, "open": True, "cook": True, "cut": True},
-}
-LEVEL_RANGES = {"cooking": (1, 3), "treasure": (1, 30), "coin": (1, 300)}
 
 INSTRUCTION = """You are a helper acting in a text-based house: rooms, furniture, containers and objects. I describe
 where you are and what you have to achieve; you act one step at a time and I tell you what happens.
@@ -45,66 +36,6 @@ Act: open fridge
 Useful actions: look, inventory, go north/south/east/west, examine X, take X, take X from Y, put X on Y,
 insert X into Y, open X, close X, unlock X with Y, drop X, eat X, and for cooking: cook X with Y, slice X with Y,
 chop X with Y, dice X with Y, prepare meal. If an action does not work, I say so and you try something else."""
-
-_lock = threading.Lock()
-# TextWorld's z-machine backend (jericho/frotz) keeps global state: games in one process are played one call at a
-# time, whatever the loop's concurrency (calls are milliseconds, so this costs little).
-_play_lock = threading.RLock()
-
-
-def cache_dir() -> pathlib.Path:
-    root = os.environ.get("AGENTLM_CACHE")
-    return (pathlib.Path(root) if root else pathlib.Path.home() / ".cache" / "agentlm") / "textworld"
-
-
-def game_spec(data: dict, where: str = "task") -> tuple[str, int, int]:
-    try:
-        kind, level, seed = data["kind"], int(data["level"]), int(data["seed"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{where}: a household task needs kind, level (int) and seed (int); got {data!r}") from None
-    if kind not in KINDS:
-        raise ValueError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
-    lo, hi = LEVEL_RANGES[kind]
-    if not lo <= level <= hi:
-        raise ValueError(f"{where}: {kind} level must be in {lo}..{hi}, got {level}")
-    return kind, level, seed
-
-
-def game_file(kind: str, level: int, seed: int, root: pathlib.Path | None = None) -> pathlib.Path:
-    """Path of the compiled game, generating it (deterministically from the seed) on first use."""
-    root = root or cache_dir()
-    path = root / f"{kind}-L{level}-S{seed}.z8"
-    if path.exists() and path.with_suffix(".json").exists():
-        return path
-    import textworld
-    from textworld import GameOptions
-    from textworld.challenges import coin_collector, cooking, treasure_hunter
-    root.mkdir(parents=True, exist_ok=True)
-    with _lock:
-        if path.exists() and path.with_suffix(".json").exists():
-            return path
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=".gen-", dir=root))
-        try:
-            options = GameOptions()
-            options.seeds = seed
-            options.path = str(tmp / path.name)
-            options.force_recompile = True
-            if kind == "coin":
-                game = coin_collector.make({"level": level}, options)
-            elif kind == "treasure":
-                game = treasure_hunter.make({"level": level}, options)
-            else:
-                settings = dict(COOKING_LEVELS[level], drop=False, recipe_seed=seed, split=None)
-                game = cooking.make(settings, options)
-            compiled = pathlib.Path(textworld.generator.compile_game(game, options))
-            compiled.with_suffix(".json").replace(path.with_suffix(".json"))
-            compiled.replace(path)
-        finally:
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
-    return path
-
 
 def default_tasks(per_kind: int = 7, seed0: int = 0) -> list[Task]:
     """A fixed mix: for each kind, `per_kind` games cycling through three difficulty levels."""
@@ -160,10 +91,10 @@ class HouseholdEnv(Environment):
         import textworld
         self.close()
         kind, level, seed = game_spec(task.data, task.id)
-        path = game_file(kind, level, seed, self.game_dir)
+        path = game_file(kind, level, seed, self.game_dir)  # before TEXTWORLD_LOCK: it may wait for a build
         infos = textworld.EnvInfos(objective=True, description=True, won=True, lost=True, score=True,
                                    max_score=True, extras=["walkthrough"])
-        with _play_lock, warnings.catch_warnings():  # jericho warns that generated games lack score tables
+        with TEXTWORLD_LOCK, warnings.catch_warnings():  # jericho warns that generated games lack score tables
             warnings.simplefilter("ignore")
             self.env = textworld.start(str(path), request_infos=infos)
             state = self.env.reset()
@@ -175,7 +106,7 @@ class HouseholdEnv(Environment):
         command = parse_action(action)
         if command is None:
             return StepResult("", 0.0, True, {"invalid": True}, invalid=True)
-        with _play_lock:
+        with TEXTWORLD_LOCK:
             state, _, done = self.env.step(command)
         won, lost = bool(state["won"]), bool(state["lost"])
         info = {"score": state["score"], "max_score": state["max_score"], "won": won}
@@ -189,15 +120,9 @@ class HouseholdEnv(Environment):
 
     def close(self) -> None:
         if self.env is not None:
-            with _play_lock:
+            with TEXTWORLD_LOCK:
                 self.env.close()
             self.env = None
-
-
-def walkthrough(kind: str, level: int, seed: int, root: pathlib.Path | None = None) -> list[str]:
-    """The winning command sequence TextWorld recorded when it generated the game."""
-    import textworld
-    return list(textworld.Game.load(str(game_file(kind, level, seed, root).with_suffix(".json"))).walkthrough or [])
 
 
 class WalkthroughOracle:
@@ -227,12 +152,11 @@ def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, A
 
 
 SPEC = EnvSpec(
-    name="household", env=HouseholdEnv, load_tasks=load_tasks, group="held_in", paper_task="ALFWorld",
-    note="TextWorld household games (cooking, treasure hunter, coin collector) stand in for ALFWorld's games",
+    name="household", env=HouseholdEnv, load_tasks=load_tasks, group="generator",
     metric=Metric("success rate", aggregate),
     oracle=WalkthroughOracle, oracle_options={"style": "act", "game_dir": None},
     action_format=ActionFormat(r"^\s*(Act|ACTION|Action)\s*:", thought_prefix="Think: "),
     options={"prompt_file": None, "game_dir": None}, requires=("textworld",), serial_reset=True,
     default_tasks="builtin:7",
     task_formats="builtin:N (N generated games of each kind at three levels), or JSONL/JSON of {kind, level, seed}",
-    description="TextWorld household games generated locally, the ALFWorld stand-in")
+    description="TextWorld household games generated locally: extra household-style data (not ALFWorld)")

@@ -98,6 +98,8 @@ def run_episode(env: Environment, agent: Agent, task: Task, config: LoopConfig |
                 outcome = Outcome.INVALID_ACTION
             elif info.get("unscorable"):
                 outcome = Outcome.UNSCORABLE
+            elif info.get("repeated_action"):  # an environment with its own repeat rule (ALFWorld's)
+                outcome = Outcome.REPEATED_ACTION
             elif _success(reward, info):
                 outcome = Outcome.SUCCESS
             else:  # an environment that enforces its own round limit says so in info

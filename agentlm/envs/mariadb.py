@@ -24,6 +24,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from agentlm import cache
+
 DEFAULT_PORT = 33061
 SQLSTATE = {1064: "42000", 1054: "42S22", 1146: "42S02", 1142: "42000", 1044: "42000", 1045: "28000",
             1049: "42000", 1062: "23000", 1136: "21S01", 1969: "70100", 3024: "HY000"}
@@ -58,16 +60,30 @@ class MariaDBServer:
         return self.socket.exists()
 
     def start(self, timeout: float = 60.0) -> None:
+        """Starts the server (initialising its data directory on first use) unless it already runs.
+
+        The data directory is an `agentlm.cache` entry: initialised under a temporary name, so one left by a killed
+        initialisation is re-created (with a log line) instead of failing every later start; and the whole start
+        holds the directory's lock, so processes starting together launch one server and the others find it."""
         if self.running():
             return
         server, install = self.binaries()
+        with cache.entry_lock(self.root):
+            if not self.running():
+                self._launch(server, install, timeout)
+
+    def _initialise(self, install: str, data: pathlib.Path) -> None:
+        self.client_file.unlink(missing_ok=True)  # its admin user lived in the data directory being replaced
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        subprocess.run([install, "--no-defaults", f"--datadir={data}", "--skip-test-db",
+                        "--auth-root-authentication-method=socket", *user], check=True, capture_output=True, timeout=300)
+
+    def _launch(self, server: str, install: str, timeout: float) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "no-files").mkdir(exist_ok=True)
         user = ["--user=root"] if os.geteuid() == 0 else []
-        if not (self.data / "mysql").exists():
-            subprocess.run([install, "--no-defaults", f"--datadir={self.data}", "--skip-test-db",
-                            "--auth-root-authentication-method=socket", *user],
-                           check=True, capture_output=True, timeout=300)
+        cache.build_once(self.data, lambda tmp: self._initialise(install, tmp), directory=True,
+                         valid=lambda d: (d / "mysql").is_dir(), what="MariaDB data directory")
         log = open(self.root / "server.log", "ab")
         subprocess.Popen(
             [server, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}", f"--port={self.port}",

@@ -32,6 +32,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.kg",
     "agentlm.envs.webshop",
     "agentlm.envs.household",
+    "agentlm.envs.alfworld",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",
     "agentlm.envs.miniwob_vision",

@@ -6,6 +6,10 @@ r"""Agent evaluation: run a model on the held-in and held-out agent tasks, greed
     python -m agentlm.eval.agent --model oracle --tasks db ...   # each environment's oracle: a harness check
 
 `--model` is an OpenAI-compatible base URL, a checkpoint directory (evaluated in this process), or "oracle".
+`--protocol function_calling` plays tool-use domains over OpenAI function calling (`tools=`, `tool_calls`,
+`role: tool` results) against any OpenAI-compatible endpoint, agentlm's server or another's; the episode is still
+recorded and scored in the text format, so the two protocols' numbers compare directly (transcripts go to
+<out>/agent/<task>.function_calling/).
 For each task the environments' loop (agentlm.envs.loop) plays every item; transcripts (AgentInstruct rows plus
 reward and outcome) go to <out>/agent/<task>/episodes.jsonl, and a rerun skips the items already there. The
 summary (<out>/agent/summary.json) has per-task scores with each environment's metric (its registry entry), the
@@ -46,9 +50,36 @@ def section(config, task: str):
     return config[task]
 
 
-def make_agent(config, task: str):
-    """The agent for one task from config.model (URL, checkpoint directory or "oracle")."""
+PROTOCOLS = ("text", "function_calling")
+
+
+def _function_calling_agent(config, task: str, items):
+    """A FunctionCallingAgent for a tool-use domain: over the endpoint, or in-process over the oracle."""
+    from agentlm.envs.tools import FunctionCallingAgent, FunctionCallingOracle
+    from agentlm.envs.tools.env_spec import domain_of
+
+    domain = domain_of(registry.get(task))
+    if domain is None:
+        raise ValueError(f"--protocol function_calling: {task!r} is not a tool-use domain; function calling "
+                         "applies to environments built with agentlm.envs.tools (run the others with --protocol "
+                         "text)")
+    if config.model == "oracle":
+        return FunctionCallingAgent(domain, FunctionCallingOracle(items or [], domain))
+    if config.model.startswith(("http://", "https://")):
+        name = config.model_name or _served_model(config.model, config.api_key)
+        return FunctionCallingAgent.openai(domain, config.model, name, api_key=config.api_key or None,
+                                           temperature=0.0, max_tokens=config.max_tokens,
+                                           system=config.system or None)
+    raise ValueError(f"--protocol function_calling needs an endpoint URL or 'oracle', not {config.model!r}; serve "
+                     "the checkpoint with `python -m agentlm.infer.serve --ckpt ...` and pass its URL")
+
+
+def make_agent(config, task: str, items=None):
+    """The agent for one task from config.model (URL, checkpoint directory or "oracle") and config.protocol;
+    `items` are the task's items (the function-calling oracle looks each episode's task up among them)."""
     spec = config.model
+    if config.get("protocol", "text") == "function_calling":
+        return _function_calling_agent(config, task, items)
     if spec == "oracle":
         env = registry.get(task)
         return env.make_oracle(**env.options_from(section(config, task)))
@@ -138,9 +169,10 @@ def evaluate_task(task: str, config, out_dir: pathlib.Path, agent=None) -> dict:
         raise NotRun(str(e)) from e
     max_rounds = sec.get("max_rounds") or None
     env_factory = spec.env_factory(max_rounds=max_rounds, **spec.options_from(sec))
-    agent = agent or make_agent(config, task)
+    agent = agent or make_agent(config, task, tasks)
     loop_config = loop.LoopConfig(max_rounds=max_rounds, context_tokens=config.context_tokens or None)
-    task_dir = out_dir / task
+    protocol = config.get("protocol", "text")
+    task_dir = out_dir / (task if protocol == "text" else f"{task}.{protocol}")  # never resumed across protocols
     start = time.time()
     episodes = loop.run_tasks(env_factory, agent, tasks, loop_config, workers=config.workers,
                               out=task_dir / "episodes.jsonl", resume=True, progress=True)
@@ -148,7 +180,8 @@ def evaluate_task(task: str, config, out_dir: pathlib.Path, agent=None) -> dict:
     outcomes: dict[str, int] = {}
     for e in episodes:
         outcomes[e.outcome.value] = outcomes.get(e.outcome.value, 0) + 1
-    summary = {"task": task, "paper_task": spec.paper_task or task, "metric": spec.metric.name, "n": len(episodes),
+    summary = {"task": task, "paper_task": spec.paper_task or task, "protocol": protocol,
+               "metric": spec.metric.name, "n": len(episodes),
                **scored, "errors": error_rates(episodes), "outcomes": outcomes,
                "mean_rounds": sum(e.rounds for e in episodes) / len(episodes) if episodes else 0.0,
                "seconds": round(time.time() - start, 1)}
@@ -170,6 +203,8 @@ def parse_tasks(spec: str) -> list[str]:
 def run(config) -> dict:
     if not config.model:
         raise ValueError("set --model (endpoint URL, checkpoint directory or 'oracle')")
+    if config.get("protocol", "text") not in PROTOCOLS:
+        raise ValueError(f"--protocol {config.protocol!r}: expected one of {', '.join(PROTOCOLS)}")
     registry.register_modules(config.get("env_modules") or ())
     if config.model.startswith(("http://", "https://")) and not config.model_name:
         config.model_name = _served_model(config.model, config.api_key)  # also names the model in reports
@@ -190,7 +225,7 @@ def run(config) -> dict:
     finally:
         close_local_agents()
     scores = paper.to_paper_names({t: s["score"] for t, s in results.items() if s.get("score") is not None})
-    summary = {"model": model_label(config), "tasks": results,
+    summary = {"model": model_label(config), "protocol": config.get("protocol", "text"), "tasks": results,
                "overall": {c: paper.overall(scores, c) for c in ("held_in", "held_out")}}
     write_json(out_dir / "summary.json", summary)
     return summary
@@ -202,12 +237,14 @@ def _define_flags():
     flags.DEFINE_string("model", None, "endpoint base URL (.../v1), checkpoint directory, or 'oracle'")
     flags.DEFINE_string("tasks", None, "comma-separated registered environments (default: config.tasks)")
     flags.DEFINE_string("out", None, "output directory (transcripts, summary, report)")
+    flags.DEFINE_enum("protocol", None, list(PROTOCOLS), "text (default) or function_calling (tool-use domains "
+                      "over OpenAI tools=; default: config.protocol)")
     return config
 
 
 def main(config_flag):
     config = config_flag.value
-    cli.apply_short_flags(config, {"model": "model", "tasks": "tasks", "out": "out"})
+    cli.apply_short_flags(config, {"model": "model", "tasks": "tasks", "out": "out", "protocol": "protocol"})
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     summary = run(config)

@@ -36,6 +36,9 @@ def default_config(env_modules: Sequence[str] = ()) -> ConfigDict:
     c.template = "llama2"
     c.system = ""  # extra system message for endpoint agents; empty = the server template's default
     c.max_tokens = 512  # per reply
+    # How an endpoint (or the oracle) is spoken to: "text" (the action format as chat text, what AgentLM was
+    # trained on) or "function_calling" (OpenAI `tools=` / `tool_calls`; tool-use domains only).
+    c.protocol = "text"
     c.context_tokens = 0  # conversation budget checked before each reply (0 = leave it to the model/server)
     c.workers = 4  # episodes in parallel (an endpoint batches their requests; a local model batches them too)
     c.tasks = DEFAULT_TASKS

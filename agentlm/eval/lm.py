@@ -128,13 +128,15 @@ class LocalModel(EvalModel):
     chat template (`agentlm.data.template`), so prompts tokenise exactly as they did in training."""
 
     def __init__(self, cfg, params, tokenizer, template: str = "llama2", name: str = "local", batch_size: int = 8,
-                 max_len: int | None = None, mesh=None):
+                 max_len: int | None = None, mesh=None, add_bos: bool = True):
         from agentlm.data import template as tmpl
 
         self.cfg, self.params, self.tokenizer, self.template = cfg, params, tokenizer, template
         self.name, self.batch_size, self.mesh = name, batch_size, mesh
         self.max_len = max_len or int(cfg.max_position_embeddings)
-        self.bos = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
+        # add_bos=False scores raw text the way lm-evaluation-harness's remote tokenizer sends it (no BOS), so the
+        # two can be compared on the same token ids (tests/eval/test_lm_eval_agreement.py).
+        self.bos = [tokenizer.bos_id] if add_bos and tokenizer.bos_id is not None else []
         self.stop_ids = tmpl.stop_ids(tokenizer, template)
 
     @classmethod

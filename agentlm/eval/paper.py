@@ -117,8 +117,8 @@ def overalls(scores: Mapping[str, float]) -> dict[str, dict]:
 
 
 def to_paper_names(scores: Mapping[str, float]) -> dict[str, float]:
-    """Maps our task keys (db, os, household, mmlu, ...) to the paper's names; unknown keys raise. When a stand-in
-    and the real task both ran (household and alfworld), the real one's score is the paper row's."""
+    """Maps our task keys (db, os, alfworld, mmlu, ...) to the paper's names; unknown keys raise. When a stand-in
+    (an environment with a `note`) and the real task both ran, the real one's score is the paper row's."""
     names, notes = task_to_paper(), stand_ins()
     out: dict[str, float] = {}
     for key in sorted(scores, key=lambda k: k not in notes):  # stand-ins first, so a real task overwrites them

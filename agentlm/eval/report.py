@@ -6,7 +6,8 @@
 A model's run directory holds agent/summary.json (agentlm.eval.agent) and/or general/summary.json
 (agentlm.eval.general); whichever exist are reported. Scores are on the paper's scales (percent; MT-Bench 1-10),
 and overall scores use the paper's normalisers (agentlm.eval.paper). When a category was only partly run, its
-overall is the mean over the tasks that ran and the report names them; household (TextWorld) stands in for ALFWorld.
+overall is the mean over the tasks that ran and the report names them. Household (TextWorld generated games) has no
+paper row; ALFWorld is the real task (agentlm.envs.alfworld).
 """
 from __future__ import annotations
 
@@ -217,8 +218,7 @@ def comparison_markdown(c: dict) -> str:
         if any(v is not None for v in same):
             rows.append(f"| {title}, over the tasks run | " + " | ".join(_fmt(v, 2) for v in same) + " |")
     rows += ["", "Bold overalls: ours average the tasks that ran (listed in comparison.json), the paper's all of a "
-             "category's tasks. The rows below them put the paper's models on the tasks that ran, like for like. "
-             "Household (TextWorld) is compared against ALFWorld."]
+             "category's tasks. The rows below them put the paper's models on the tasks that ran, like for like."]
     return "\n".join(rows) + "\n"
 
 

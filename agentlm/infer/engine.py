@@ -45,6 +45,7 @@ class InferenceEngine:
         # and the server then compiles one shape for every batch of up to that many requests.
         self.min_batch_rows = min_batch_rows
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=10_000)  # rows per device call
+        self.finish_reasons: collections.Counter[str] = collections.Counter()  # generated rows by how they ended
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._pending: collections.deque[_Job] = collections.deque()
         self._stopped = threading.Event()
@@ -179,6 +180,7 @@ class InferenceEngine:
             results += generate_batch(self.cfg, self.params, rows[base:hi], self.mesh, decode=decode,
                                       on_update=on_update if streaming else None, decode_chunk=self.decode_chunk,
                                       prefill_chunk=self.prefill_chunk, min_batch=self.min_batch_rows)
+        self.finish_reasons.update(r.finish_reason for r in results)
         offset = 0
         for j in jobs:
             j.future.set_result(results[offset:offset + len(j.rows)])

@@ -57,6 +57,8 @@ class Plan:
     echo: bool = False
     logprobs: int | None = None  # completions: top alternatives; chat: top_logprobs when logprobs=true
     stop_strings: tuple[str, ...] = ()
+    tools: bool = False  # chat with tools: the reply is read as a possible tool call (agentlm.infer.tool_calls)
+    prefill: str = ""  # text the chat reply was forced to start with (tool_choice), part of the reply
 
 
 # ---- field validation -----------------------------------------------------------------------------------
@@ -75,7 +77,7 @@ def _field(body: dict, name: str, kinds, default=None, *, check=None, why: str =
     return value
 
 
-def _refuse_unsupported(body: dict) -> None:
+def _refuse_unsupported(body: dict, tools_ok: bool = False) -> None:
     for name, neutral in (("presence_penalty", 0), ("frequency_penalty", 0), ("repetition_penalty", 1)):
         if body.get(name) not in (None, neutral, float(neutral)):
             raise ApiError(400, f"'{name}' is not supported by this server (only {neutral})", name)
@@ -83,8 +85,10 @@ def _refuse_unsupported(body: dict) -> None:
         raise ApiError(400, "'logit_bias' is not supported by this server", "logit_bias")
     if body.get("suffix"):
         raise ApiError(400, "'suffix' (insertion) is not supported by this server", "suffix")
-    if body.get("tools") or body.get("functions"):
-        raise ApiError(400, "tool / function calling is not supported by this server", "tools")
+    if body.get("functions") or body.get("function_call"):
+        raise ApiError(400, "the legacy 'functions' field is not supported; send 'tools'", "functions")
+    if body.get("tools") and not tools_ok:
+        raise ApiError(400, "'tools' belong to /v1/chat/completions", "tools")
     fmt = body.get("response_format")
     if fmt and (not isinstance(fmt, dict) or fmt.get("type") not in (None, "text")):
         raise ApiError(400, "only response_format {'type': 'text'} is supported", "response_format")
@@ -215,12 +219,14 @@ def parse_completion(body: dict, tokenizer, cfg, limits: Limits, default_stop_id
     return Plan("completion", prompts, texts, rows, sampling["n"], stream, include_usage, echo, logprobs, stops)
 
 
-def _message_text(i: int, message: Any) -> tuple[str, str]:
+def _message(i: int, message: Any) -> dict:
+    """One chat message checked and normalised: {"role", "content" (str or None), "tool_calls", "tool_call_id"}."""
     if not isinstance(message, dict):
         raise ApiError(400, f"messages[{i}] must be an object", "messages")
     role, content = message.get("role"), message.get("content")
-    if role not in ("system", "user", "assistant", "developer"):
-        raise ApiError(400, f"messages[{i}].role={role!r} is not supported (system, user, assistant)", "messages")
+    if role not in ("system", "user", "assistant", "developer", "tool"):
+        raise ApiError(400, f"messages[{i}].role={role!r} is not supported (system, user, assistant, tool)",
+                       "messages")
     if isinstance(content, list):  # content parts: only text
         parts = []
         for part in content:
@@ -228,27 +234,45 @@ def _message_text(i: int, message: Any) -> tuple[str, str]:
                 raise ApiError(400, f"messages[{i}].content: only text parts are supported", "messages")
             parts.append(part["text"])
         content = "".join(parts)
+    calls = message.get("tool_calls") or []
+    if role == "assistant" and calls and content is None:
+        content = ""
     if not isinstance(content, str):
         raise ApiError(400, f"messages[{i}].content must be a string or a list of text parts", "messages")
-    return ("system" if role == "developer" else role), content
+    if not isinstance(calls, list):
+        raise ApiError(400, f"messages[{i}].tool_calls must be a list", "messages")
+    return {"role": "system" if role == "developer" else role, "content": content, "tool_calls": calls,
+            "tool_call_id": message.get("tool_call_id")}
 
 
 def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, template: str) -> Plan:
     from agentlm.data.template import render_prompt
+    from agentlm.infer.tool_calls import ToolRequestError, to_conversation
 
-    _refuse_unsupported(body)
+    _refuse_unsupported(body, tools_ok=True)
     if tokenizer is None:
         raise ApiError(400, "chat completions need a tokenizer; this server was started without one")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list", "messages")
-    conversation = [dict(zip(("role", "content"), _message_text(i, m))) for i, m in enumerate(messages)]
-    if conversation[-1]["role"] != "user":
-        raise ApiError(400, "the last message must have role 'user' (the reply to it is generated)", "messages")
+    tools = body.get("tools") or None
+    if tools is not None and not isinstance(tools, list):
+        raise ApiError(400, "'tools' must be a list", "tools")
+    try:
+        tool_plan = to_conversation([_message(i, m) for i, m in enumerate(messages)], tools,
+                                    body.get("tool_choice"))
+    except ToolRequestError as err:
+        raise ApiError(400, str(err), err.param) from None
+    conversation = tool_plan.conversation
+    if not conversation or conversation[-1]["role"] != "user":
+        raise ApiError(400, "the last message must have role 'user' or 'tool' (the reply to it is generated)",
+                       "messages")
     try:
         prompt = render_prompt(conversation, tokenizer, template)
     except ValueError as err:
         raise ApiError(400, f"messages: {err}", "messages") from None
+    if tool_plan.prefill:
+        prompt = prompt + tokenizer.encode(tool_plan.prefill)
     sampling = _sampling(body, limits)
     stream, include_usage = _stream_options(body)
     want_logprobs = _field(body, "logprobs", bool, False, why="a boolean")
@@ -263,7 +287,8 @@ def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, tem
     stop_ids = _stop_ids(body, default_stop_ids, cfg.vocab_size)
     logprobs = (top or 0) if want_logprobs else None
     rows = _rows([prompt], sampling, max_tokens, stop_ids, stops, logprobs or 0)
-    return Plan("chat", [prompt], [None], rows, sampling["n"], stream, include_usage, False, logprobs, stops)
+    return Plan("chat", [prompt], [None], rows, sampling["n"], stream, include_usage, False, logprobs, stops,
+                tool_plan.parse, tool_plan.prefill)
 
 
 def _rows(prompts, sampling, max_tokens, stop_ids, stops, top) -> list[GenerationRequest]:
@@ -310,6 +335,19 @@ def completion_text(tokenizer, result: GenerationResult, prompt=None) -> str:
         if hits:
             text = text[:min(hits)]
     return text
+
+
+def chat_message(tokenizer, plan: Plan, result: GenerationResult) -> tuple[dict, str]:
+    """(assistant message, finish_reason) of one chat row: the reply text (a forced prefill included), parsed
+    into `tool_calls` when the request had tools and the reply is a tool call."""
+    text = plan.prefill + completion_text(tokenizer, result, plan.prompts[0] if plan.prefill else None)
+    if plan.tools:
+        from agentlm.infer.tool_calls import reply_message
+
+        message, reason = reply_message(text, new_id("call"))
+        if reason == "tool_calls":
+            return message, reason
+    return {"role": "assistant", "content": text}, finish_reason(result)
 
 
 def greedy_next_result(scores: TokenScores, request: GenerationRequest) -> GenerationResult:

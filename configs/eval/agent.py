@@ -1,4 +1,4 @@
-r"""Agent-task evaluation (held-in: db, os, household; held-out: sciworld, miniwob) for one model.
+r"""Agent-task evaluation (held-in: db, os, alfworld; held-out: sciworld, miniwob) for one model.
 
     python -m agentlm.eval.agent --model http://localhost:8000/v1 --tasks db,os --out eval_runs/agentlm-7b \
         --config.db.data_file=/data/dbbench/dev.jsonl --config.os.data_file=/data/os_interaction/dev.json
@@ -24,6 +24,10 @@ def get_config():
     # MiniWoB++: "builtin:N" = N seeds of each task the scripted oracle solves; a JSONL of {"task", "seed"} names
     # any of MiniWoB's tasks. Needs Debian chromium + chromium-driver.
     c.miniwob.data_file = "builtin:5"
+    # ALFWorld (the paper's setting, AgentBench's std split): data_file = AgentBench's std.json (or dev.json, or an
+    # ALFWorld data root with split train/valid_seen/valid_unseen); data_path = the ALFWorld data root holding
+    # json_2.1.1/ or json_2.1.1.tar.xz (default $ALFWORLD_DATA or beside the split file); prompts_file and
+    # instruction_file = AgentBench's alfworld_multiturn_react.json and task instruction (else our own instruction).
     # Tool-use domains (agentlm.envs.domains, not in the paper): "builtin:test:N[:SEED]" = N generated items of the
     # domain's held-out task templates; or a JSONL file of task instances.
     c.back_office.data_file = "builtin:test:50"

@@ -18,11 +18,14 @@ def test_builtin_entries_groups_and_paper_rows():
     specs = registry.specs()
     assert {"db", "os", "household", "sciworld", "miniwob", "back_office", "triage"} <= set(specs)
     assert {n: s.paper_task for n, s in specs.items() if s.group in ("held_in", "held_out")}.items() >= {
-        "db": "DB", "os": "OS", "household": "ALFWorld", "sciworld": "SciWorld", "miniwob": "MiniWoB++"}.items()
+        "db": "DB", "os": "OS", "alfworld": "ALFWorld", "sciworld": "SciWorld", "miniwob": "MiniWoB++"}.items()
     assert specs["back_office"].group == specs["triage"].group == "new_domain"
-    assert paper.TASK_TO_PAPER["household"] == "ALFWorld" and "ALFWorld" in paper.STAND_INS["household"]
+    # the TextWorld games are a generator of extra household data now, with no paper row
+    assert specs["household"].group == "generator" and specs["household"].paper_task is None
+    assert paper.TASK_TO_PAPER["alfworld"] == "ALFWorld" and "household" not in paper.STAND_INS
+    assert paper.TASK_TO_PAPER["household"] == "household"
     assert paper.TASK_TO_PAPER["triage"] == "triage" and paper.TASK_TO_PAPER["mmlu"] == "MMLU"
-    with pytest.raises(ValueError, match="unknown environment 'mind2web'.*registered: back_office"):
+    with pytest.raises(ValueError, match="unknown environment 'mind2web'.*registered: alfworld, back_office"):
         registry.get("mind2web")
 
 
@@ -83,8 +86,8 @@ def test_missing_dependency_and_name_clashes():
 
 
 def test_a_real_task_outranks_its_stand_in_in_paper_names(monkeypatch):
-    alfworld = EnvSpec(name="alfworld_test", env=_Plain, load_tasks=lambda s, sp: [], group="held_in",
-                       paper_task="ALFWorld")
-    monkeypatch.setitem(registry._SPECS, "alfworld_test", alfworld)
-    assert paper.to_paper_names({"alfworld_test": 80.0, "household": 100.0}) == {"ALFWorld": 80.0}
-    assert paper.to_paper_names({"household": 100.0}) == {"ALFWorld": 100.0}
+    stand_in = EnvSpec(name="alfworld_stand_in", env=_Plain, load_tasks=lambda s, sp: [], group="held_in",
+                       paper_task="ALFWorld", note="generated games stand in for ALFWorld's")
+    monkeypatch.setitem(registry._SPECS, "alfworld_stand_in", stand_in)
+    assert paper.to_paper_names({"alfworld": 80.0, "alfworld_stand_in": 100.0}) == {"ALFWorld": 80.0}
+    assert paper.to_paper_names({"alfworld_stand_in": 100.0}) == {"ALFWorld": 100.0}

@@ -53,7 +53,7 @@ def test_report_reproduces_general_overall_from_a_run(tmp_path):
                               for k in ("mmlu", "humaneval", "gsm8k", "mt_bench")}}
     agent = {"model": "agentlm-70b-as-published",
              "tasks": {k: {"score": row[paper.TASK_TO_PAPER[k]], "n": 1, "metric": "", "errors": {}}
-                       for k in ("db", "os", "household", "sciworld", "miniwob")}}
+                       for k in ("db", "os", "alfworld", "sciworld", "miniwob")}}
     (tmp_path / "general").mkdir()
     (tmp_path / "agent").mkdir()
     (tmp_path / "general" / "summary.json").write_text(json.dumps(general))
