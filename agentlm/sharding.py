@@ -31,6 +31,8 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("mlp", "tensor"),
     ("layers", None),
     ("norm", None),
+    ("patch", None),            # vision: pixels of one patch (input of the patch projection)
+    ("image_patches", None),    # vision: rows of the patch-index table
     # activations
     ("batch", ("data", "fsdp")),
     ("length", None),

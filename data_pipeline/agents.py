@@ -50,7 +50,9 @@ def _pick(task: Task, options: list[str], salt: str = "") -> str:
 
 
 def _last_observation(conversation: list[Message], limit: int = 120) -> str:
-    obs = conversation[-1]["value"].strip() if conversation and conversation[-1]["from"] == "human" else ""
+    obs = conversation[-1]["value"] if conversation and conversation[-1]["from"] == "human" else ""
+    if isinstance(obs, list):   # content parts (screenshots): the text parts are what a thought can quote
+        obs = " ".join(p["text"] for p in obs if p.get("type") == "text")
     obs = " ".join(obs.split()).removeprefix("Observation:").strip()  # the label, never quoted (KG cuts replies there)
     return obs if len(obs) <= limit else obs[:limit] + "..."
 

@@ -6,6 +6,11 @@ is a split named after its stem, and nothing else lives there):
   export/parquet/<env>.parquet        the same rows (schema of the published AgentInstruct parquet files)
   export/manifest.json                sources, teacher, thresholds, counts, sha256 of every file, the config
 
+Rows with images (human turns as content parts, e.g. miniwob_vision): the JSONL keeps the parts with each image
+copied to `export/agentinstruct/images/<sha256>.png` and referenced by that relative path + sha256; the family's
+parquet file holds every turn as parts with the image bytes inline in a binary column (PARTS_SCHEMA), so it is
+self-contained. agentlm.data.validate reads both.
+
 Scaffold turns keep loss=false, trajectory turns loss=true, human turns loss=null. The output is a pure function
 of the kept rows (no timestamps), so two runs that keep the same trajectories export byte-identical files.
 """
@@ -30,8 +35,76 @@ PARQUET_SCHEMA = pa.schema([
 ])
 
 
+_PART = pa.struct([("type", pa.string()), ("text", pa.string()), ("bytes", pa.binary()), ("sha256", pa.string()),
+                   ("width", pa.int32()), ("height", pa.int32())])
+PARTS_SCHEMA = pa.schema([
+    ("conversations", pa.list_(pa.struct([("from", pa.string()), ("loss", pa.bool_()),
+                                          ("value", pa.list_(_PART))]))),
+    ("id", pa.string()),
+])
+
+
 class SchemaError(ValueError):
     pass
+
+
+def _has_images(row: dict[str, Any]) -> bool:
+    return any(isinstance(t["value"], list) for t in row["conversations"])
+
+
+def _check_parts(rid: str, i: int, who: str, value: list) -> list[dict]:
+    """A human turn's content parts, checked: text parts, and image parts with a readable path and a sha256."""
+    if who != "human":
+        raise SchemaError(f"{rid} turn {i}: content parts only in human turns")
+    out = []
+    for j, part in enumerate(value):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            out.append({"type": "text", "text": part["text"]})
+        elif kind == "image" and isinstance(part.get("path"), str) and isinstance(part.get("sha256"), str):
+            out.append({k: part[k] for k in ("type", "path", "sha256", "width", "height") if k in part})
+        else:
+            raise SchemaError(f"{rid} turn {i} part {j}: expected a text part or an image part with path + sha256")
+    return out
+
+
+def _localise_images(row: dict[str, Any], jsonl_dir: pathlib.Path) -> dict[str, Any]:
+    """The row with every image copied under `images/` beside the JSONL and referenced relatively (hash-checked)."""
+    conv = []
+    for t in row["conversations"]:
+        if isinstance(t["value"], list):
+            parts = []
+            for part in t["value"]:
+                if part["type"] == "image":
+                    data = pathlib.Path(part["path"]).read_bytes()
+                    if hashlib.sha256(data).hexdigest() != part["sha256"]:
+                        raise SchemaError(f"{row['id']}: image {part['path']} does not match its sha256")
+                    rel = f"images/{part['sha256']}.png"
+                    if not (jsonl_dir / rel).is_file():
+                        _write_bytes_atomic(jsonl_dir / rel, data)
+                    part = {**part, "path": rel}
+                parts.append(part)
+            t = {**t, "value": parts}
+        conv.append(t)
+    return {**row, "conversations": conv}
+
+
+def _write_bytes_atomic(path: pathlib.Path, data: bytes) -> None:
+    from agentlm.cache import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
+
+
+def _inline_parts(row: dict[str, Any], jsonl_dir: pathlib.Path) -> dict[str, Any]:
+    """The parquet form of an image row: every turn a parts list, images as bytes."""
+    def parts(value):
+        if isinstance(value, str):
+            return [{"type": "text", "text": value}]
+        return [p if p["type"] == "text" else {"type": "image", "bytes": (jsonl_dir / p["path"]).read_bytes(),
+                                               "sha256": p["sha256"], "width": p.get("width"),
+                                               "height": p.get("height")} for p in value]
+    return {**row, "conversations": [{**t, "value": parts(t["value"])} for t in row["conversations"]]}
 
 
 def to_agentinstruct(row: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +115,9 @@ def to_agentinstruct(row: dict[str, Any]) -> dict[str, Any]:
     conv = []
     for i, t in enumerate(row.get("conversations") or []):
         who, value, loss = t.get("from"), t.get("value"), t.get("loss")
-        if who not in ("human", "gpt") or not isinstance(value, str):
+        if isinstance(value, list):
+            value = _check_parts(rid, i, who, value)
+        elif who not in ("human", "gpt") or not isinstance(value, str):
             raise SchemaError(f"{rid} turn {i}: from={who!r} value type {type(value).__name__}")
         if who == "human" and loss is not None:
             raise SchemaError(f"{rid} turn {i}: human turns carry loss=null, got {loss!r}")
@@ -78,6 +153,9 @@ def export_stage(run: Run) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
     formats = tuple(run.cfg.export.formats)
     for env, env_rows in sorted(by_env.items()):
+        images = any(_has_images(r) for r in env_rows)
+        if images:
+            env_rows = [_localise_images(r, jsonl_dir) for r in env_rows]
         if "jsonl" in formats:
             path = jsonl_dir / f"{env}.jsonl"
             write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in env_rows))
@@ -85,7 +163,11 @@ def export_stage(run: Run) -> dict[str, Any]:
         if "parquet" in formats:
             path = parquet_dir / f"{env}.parquet"
             tmp = path.with_suffix(".parquet.tmp")
-            pq.write_table(pa.Table.from_pylist(env_rows, schema=PARQUET_SCHEMA), tmp)
+            if images:
+                pq.write_table(pa.Table.from_pylist([_inline_parts(r, jsonl_dir) for r in env_rows],
+                                                    schema=PARTS_SCHEMA), tmp)
+            else:
+                pq.write_table(pa.Table.from_pylist(env_rows, schema=PARQUET_SCHEMA), tmp)
             tmp.replace(path)
             files[str(path.relative_to(out))] = {"env": env, "rows": len(env_rows), "sha256": sha256_file(path)}
     report_path = run.path("filter_report.json")

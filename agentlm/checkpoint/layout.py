@@ -111,6 +111,28 @@ def tensor_maps(cfg: LlamaConfig) -> list[TensorMap]:
     maps.append(single(("norm", "scale"), "model.norm.weight", (e,), ((e,),), (0,)))
     if not cfg.tie_word_embeddings:  # HF [V, E] -> ours [E, V]
         maps.append(single(("lm_head", "kernel"), "lm_head.weight", (v, e), ((v,), (e,)), (1, 0)))
+    return maps + vision_maps(cfg)
+
+
+def vision_maps(cfg: LlamaConfig) -> list[TensorMap]:
+    """The vision path's tensors (agentlm.model.vision), under `vision.` names in torch Linear layout [out, in].
+    HF's LlamaForCausalLM has no such tensors: exported files carry them beside the Llama ones."""
+    vc = cfg.vision
+    if vc is None:
+        return []
+    e, p, n = cfg.hidden_size, vc.patch_dim, vc.encoder_layers
+    m = vc.encoder_mlp or cfg.intermediate_size
+    maps = [TensorMap(("vision", "patch_proj", "kernel"), "vision.patch_proj.weight", (e, p), ((e,), (p,)), (1, 0),
+                      False, n),
+            TensorMap(("vision", "patch_pos"), "vision.patch_pos.weight", (vc.max_patches, e),
+                      ((vc.max_patches,), (e,)), (0, 1), False, n)]
+    if n:
+        block = lambda path, name, hf_shape, groups, perm: TensorMap(
+            ("vision", "blocks") + path, f"vision.blocks.{{i}}.{name}", hf_shape, groups, perm, True, n)
+        for proj in ("gate_proj", "up_proj"):
+            maps.append(block(("mlp", proj, "kernel"), f"mlp.{proj}.weight", (m, e), ((m,), (e,)), (1, 0)))
+        maps.append(block(("mlp", "down_proj", "kernel"), "mlp.down_proj.weight", (e, m), ((e,), (m,)), (1, 0)))
+        maps.append(block(("norm", "scale"), "norm.weight", (e,), ((e,),), (0,)))
     return maps
 
 

@@ -77,6 +77,8 @@ class _ConversationFiles(tfds.core.GeneratorBasedBuilder, skip_registration=True
                     "value": tfds.features.Text(),
                     "loss": np.int8,       # -1 null, 0 false, 1 true
                 }),
+                # encoded image bytes in the order of the image sentinels in the turns (empty for text rows)
+                "images": tfds.features.Sequence(tfds.features.Tensor(shape=(), dtype=np.object_)),
             }),
         )
 
@@ -109,6 +111,7 @@ class _ConversationFiles(tfds.core.GeneratorBasedBuilder, skip_registration=True
                     "value": [t["value"] for t in row["conversations"]],
                     "loss": [encode_loss(t["loss"]) for t in row["conversations"]],
                 },
+                "images": list(row.get("images", [])),
             }
 
 
@@ -125,8 +128,9 @@ class ShareGpt(_ConversationFiles):
 
 
 BUILDERS = {"agent": AgentInstruct, "general": ShareGpt}
-# bump when the prepared layout changes without a tfds VERSION change (2: an agentlm.cache entry with a marker)
-_FORMAT = "ordered-2"
+# bump when the prepared layout changes without a tfds VERSION change (2: an agentlm.cache entry with a marker;
+# 3: the `images` feature of rows with image content parts)
+_FORMAT = "ordered-3-images"
 
 
 def _fingerprint(files: list[pathlib.Path], strict: bool, builder_cls) -> str:

@@ -28,6 +28,8 @@ def default_config(**overrides) -> ConfigDict:
     c.strict = True                        # False: skip and count malformed rows instead of failing
     c.overlength = "truncate"              # conversations longer than seq_len: "truncate" (whole turns) or "drop"
     c.eval_holdout = 0                     # conversations per Task held out of training for eval batches
+    c.image_patch = 0                      # > 0: rows may carry images, cut into patches of this many pixels
+    c.image_token_id = 0                   # the id placed at image placeholder positions (the model masks it)
     c.cache_dir = str(cache_root() / "tfds")  # prepared tfds copies (keyed by the files' size and mtime)
     for key, value in overrides.items():
         if key not in c:

@@ -12,6 +12,11 @@ applied per source *before* sampling, so it cannot bias the mixture's agent frac
 Rows are filled first-fit in stream order: each next conversation goes into the first row of the batch with
 room; the batch closes at the first conversation that fits in no row (it opens the next batch). A batch is
 therefore a pure function of the stream position where it starts, which makes resuming exact.
+
+Images (vision mixtures): an example may be (ids, loss_mask, image_mask, patches) with one uint8 patch row per
+placeholder token. `pack_rows(..., patch_dim=P)` then adds `image_mask` [B, T] (1 where an input token is an image
+placeholder) and `image_patches` [B, T, P] (that placeholder's patch, zeros elsewhere), aligned with `inputs`;
+`cut_images` keeps the patches of a truncated prefix.
 """
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ def apply_length_policy(ids: np.ndarray, mask: np.ndarray, exchange_ends: np.nda
             if end - 1 <= seq_len and mask[1:end].any():
                 return ids[:end], mask[:end], "truncated"
     return None, None, "dropped"
+
+
+def cut_images(image_mask: np.ndarray, patches: np.ndarray, length: int):
+    """(image_mask, patches) of the first `length` tokens of an example (after whole-exchange truncation)."""
+    return image_mask[:length], patches[:int(np.sum(image_mask[:length]))]
 
 
 def plan_batch(slots, batch_size: int, seq_len: int, min_slots: int = 1) -> tuple[list[list[int]], int]:
@@ -62,14 +72,19 @@ def plan_batch(slots, batch_size: int, seq_len: int, min_slots: int = 1) -> tupl
         i += 1
 
 
-def pack_rows(row_examples, seq_len: int) -> dict[str, np.ndarray]:
-    """Materialise rows; `row_examples` is a list (rows) of lists of (ids, loss_mask) int arrays."""
+def pack_rows(row_examples, seq_len: int, patch_dim: int = 0) -> dict[str, np.ndarray]:
+    """Materialise rows; `row_examples` is a list (rows) of lists of (ids, loss_mask) int arrays, or with
+    `patch_dim` > 0 of (ids, loss_mask, image_mask, patches) (a 2-tuple there is a text-only example)."""
     b = len(row_examples)
     out = {k: np.zeros((b, seq_len), np.int32) for k in BATCH_KEYS[:4]}
     out["loss_weights"] = np.zeros((b, seq_len), np.float32)
+    if patch_dim:
+        out["image_mask"] = np.zeros((b, seq_len), np.int32)
+        out["image_patches"] = np.zeros((b, seq_len, patch_dim), np.uint8)
     for r, examples in enumerate(row_examples):
         at = 0
-        for seg, (ids, mask) in enumerate(examples, 1):
+        for seg, example in enumerate(examples, 1):
+            ids, mask = example[0], example[1]
             n = len(ids) - 1
             if at + n > seq_len:
                 raise ValueError(f"row {r} overflows seq_len={seq_len}")
@@ -78,5 +93,18 @@ def pack_rows(row_examples, seq_len: int) -> dict[str, np.ndarray]:
             out["positions"][r, at:at + n] = np.arange(n, dtype=np.int32)
             out["segment_ids"][r, at:at + n] = seg
             out["loss_weights"][r, at:at + n] = mask[1:]
+            if len(example) > 2:
+                if not patch_dim:
+                    raise ValueError(f"row {r}: an example carries images but pack_rows got patch_dim=0")
+                _place_images(out, r, at, n, np.asarray(example[2]), np.asarray(example[3]))
             at += n
     return out
+
+
+def _place_images(out, r: int, at: int, n: int, image_mask: np.ndarray, patches: np.ndarray):
+    where = np.flatnonzero(image_mask[:n])
+    if len(where) != len(patches) or (image_mask[n:] != 0).any():
+        raise ValueError(f"row {r}: {int(image_mask.sum())} placeholders (input positions {len(where)}) but "
+                         f"{len(patches)} patches")
+    out["image_mask"][r, at + where] = 1
+    out["image_patches"][r, at + where] = patches

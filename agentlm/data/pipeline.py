@@ -33,7 +33,8 @@ from agentlm.data.sampling import SourceSchedule
 
 # What determines the rendered examples (eta and weights only change rates, so they are not part of the key).
 _HOLDOUT_SALT = 0x401D
-DATA_FIELDS = ("agent_paths", "general_paths", "tokenizer", "template", "system", "strict", "cache_dir")
+DATA_FIELDS = ("agent_paths", "general_paths", "tokenizer", "template", "system", "strict", "cache_dir", "image_patch",
+               "image_token_id")
 
 
 @dataclasses.dataclass

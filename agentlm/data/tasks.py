@@ -18,6 +18,7 @@ import seqio
 import tensorflow as tf
 
 from agentlm.data import builders
+from agentlm.data import images as images_lib
 from agentlm.data.builders import decode_loss
 from agentlm.data.template import TEMPLATES, render_detailed
 from agentlm.data.tokenizer import Tokenizer, load_tokenizer
@@ -123,23 +124,43 @@ def mixture_rates(eta, agent_sizes: dict[str, int], general_sizes: dict[str, int
     return rates
 
 
-def _render_preprocessor(ds, tokenizer, template, system):
-    """tfds rows -> {id, targets, loss_mask, exchange_ends} via the shared Python template code."""
+def _render_images(image_bytes, image_patch: int):
+    """Decoded rows' images -> (placeholder count per image, uint8 patches [sum of counts, patch*patch*3])."""
+    if len(image_bytes) and not image_patch:
+        raise ValueError("a row carries images but config.image_patch is 0 (a text-only mixture); set the patch size")
+    pixels = [images_lib.decode(bytes(b)) for b in image_bytes]
+    counts = [images_lib.image_tokens(p.shape[1], p.shape[0], image_patch) for p in pixels]
+    patch_dim = image_patch * image_patch * 3
+    patches = (np.concatenate([images_lib.patchify(p, image_patch) for p in pixels]) if pixels
+               else np.zeros((0, patch_dim), np.uint8))
+    return counts, patches
 
-    def render_np(roles, values, losses):
+
+def _render_preprocessor(ds, tokenizer, template, system, image_patch: int = 0, image_token_id: int = 0):
+    """tfds rows -> {id, targets, loss_mask, exchange_ends} via the shared Python template code; with
+    `image_patch` > 0 also `image_mask` (1 at placeholder tokens) and `image_patches` (uint8, one row per
+    placeholder, in order)."""
+
+    def render_np(roles, values, losses, image_bytes):
         conv = [{"from": r.decode("utf-8"), "value": v.decode("utf-8"), "loss": decode_loss(int(l))}
                 for r, v, l in zip(roles, values, losses)]
-        r = render_detailed(conv, tokenizer, template, system)
+        counts, patches = _render_images(image_bytes, image_patch)
+        r = render_detailed(conv, tokenizer, template, system, counts, image_token_id)
         return (np.asarray(r.ids, np.int32), np.asarray(r.loss_mask, np.int32),
-                np.asarray(r.exchange_ends, np.int32))
+                np.asarray(r.exchange_ends, np.int32), np.asarray(r.image_mask, np.int32), patches)
 
     def fn(ex):
         c = ex["conversations"]
-        ids, mask, ends = tf.numpy_function(render_np, [c["from"], c["value"], c["loss"]],
-                                            [tf.int32, tf.int32, tf.int32], stateful=False)
-        for t in (ids, mask, ends):
+        ids, mask, ends, image_mask, patches = tf.numpy_function(
+            render_np, [c["from"], c["value"], c["loss"], ex["images"]],
+            [tf.int32, tf.int32, tf.int32, tf.int32, tf.uint8], stateful=False)
+        for t in (ids, mask, ends, image_mask):
             t.set_shape([None])
-        return {"id": ex["id"], "targets": ids, "loss_mask": mask, "exchange_ends": ends}
+        out = {"id": ex["id"], "targets": ids, "loss_mask": mask, "exchange_ends": ends}
+        if image_patch:
+            patches.set_shape([None, image_patch * image_patch * 3])
+            out.update(image_mask=image_mask, image_patches=patches)
+        return out
 
     return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -149,6 +170,10 @@ def output_features(tokenizer: Tokenizer):
         "targets": seqio.Feature(TokenizerVocabulary(tokenizer), add_eos=False, dtype=tf.int32),
         "loss_mask": seqio.Feature(seqio.PassThroughVocabulary(2), add_eos=False, dtype=tf.int32),
         "exchange_ends": seqio.Feature(seqio.PassThroughVocabulary(2 ** 31 - 1), add_eos=False, dtype=tf.int32,
+                                       required=False),
+        # vision mixtures only (config.image_patch > 0): placeholder mask and the patches that fill it
+        "image_mask": seqio.Feature(seqio.PassThroughVocabulary(2), add_eos=False, dtype=tf.int32, required=False),
+        "image_patches": seqio.Feature(seqio.PassThroughVocabulary(256), add_eos=False, dtype=tf.uint8, rank=2,
                                        required=False),
     }
 
@@ -186,7 +211,8 @@ class RenderedTask(seqio.Task):
 SHUFFLE_BUFFER_LIMIT = 100_000  # examples; a split up to this size is shuffled uniformly
 
 
-def _add_task(name: str, builder, split: str, tokenizer, template: str, system):
+def _add_task(name: str, builder, split: str, tokenizer, template: str, system, image_patch: int = 0,
+              image_token_id: int = 0):
     if name in seqio.TaskRegistry.names():
         seqio.TaskRegistry.remove(name)
     source = OrderedTfdsSource(tfds_name=f"{builder.name}:{builder.VERSION}",
@@ -194,7 +220,8 @@ def _add_task(name: str, builder, split: str, tokenizer, template: str, system):
     n = int(builder.info.splits[split].num_examples)
     seqio.TaskRegistry.add_provider(name, RenderedTask(
         name, source=source,
-        preprocessors=[functools.partial(_render_preprocessor, tokenizer=tokenizer, template=template, system=system)],
+        preprocessors=[functools.partial(_render_preprocessor, tokenizer=tokenizer, template=template, system=system,
+                                         image_patch=image_patch, image_token_id=image_token_id)],
         output_features=output_features(tokenizer), metric_fns=[],
         shuffle_buffer_size=max(1, min(n, SHUFFLE_BUFFER_LIMIT))))
 
@@ -217,7 +244,8 @@ def register_tasks(config, verbose: bool = True):
         builder, reports[kind] = builders.prepare(kind, list(paths), config.cache_dir, bool(config.strict), verbose)
         for split, info in sorted(builder.info.splits.items()):
             sizes[kind][split] = int(info.num_examples)
-            _add_task(f"{kind}_{split}", builder, split, tokenizer, config.template, system)
+            _add_task(f"{kind}_{split}", builder, split, tokenizer, config.template, system,
+                      int(config.get("image_patch", 0)), int(config.get("image_token_id", 0)))
     for kind, needed in (("agent", eta > 0), ("general", eta < 1)):
         if needed and not sizes[kind]:
             raise ValueError(f"eta={eta} needs {kind} data but config.{kind}_paths gave none ({config[kind + '_paths']})")
@@ -248,6 +276,9 @@ class PackedConversationConverter(seqio.FeatureConverter):
     weights in a row of T; rows are filled one at a time in input order, while the trainer plans first-fit over
     the stream (agentlm.data.pipeline, for exact resume). seqio's own trimming would cut a conversation
     mid-turn before the policy sees it, so a trimmed example is refused with that advice.
+
+    Vision mixtures (`image_patch` > 0 in the mixture config): pass the same `patch_dim` (patch * patch * 3) here;
+    the packed rows then also hold `image_mask` and `image_patches` (agentlm.data.packing).
     """
 
     TASK_FEATURES = {"targets": seqio.FeatureConverter.FeatureSpec(dtype=tf.int32),
@@ -256,10 +287,18 @@ class PackedConversationConverter(seqio.FeatureConverter):
                       for k in ("inputs", "targets", "positions", "segment_ids", "loss_weights")}
     PACKING_FEATURE_DTYPES = {"segment_ids": tf.int32, "positions": tf.int32}
 
-    def __init__(self, policy: str = "truncate", **kwargs):
+    def __init__(self, policy: str = "truncate", patch_dim: int = 0, **kwargs):
         kwargs.setdefault("apply_length_check", False)     # over-length inputs are handled by the policy
+        # this converter packs by itself (never with seqio's packing ops); the flag only lifts seqio's rank-1 check
+        # so the [T, patch_dim] patches can be a model feature
+        kwargs.setdefault("use_custom_packing_ops", bool(patch_dim))
         super().__init__(pack=True, **kwargs)
         self.policy = policy
+        self.patch_dim = int(patch_dim)
+        if self.patch_dim:
+            spec = seqio.FeatureConverter.FeatureSpec
+            self.MODEL_FEATURES = {**type(self).MODEL_FEATURES, "image_mask": spec(dtype=tf.int32),
+                                   "image_patches": spec(dtype=tf.uint8, rank=2)}
         self.counts = {"ok": 0, "truncated": 0, "dropped": 0}
 
     def _convert_features(self, ds, task_feature_lengths):
@@ -267,6 +306,9 @@ class PackedConversationConverter(seqio.FeatureConverter):
 
         seq_len = int(task_feature_lengths["targets"])
         has_ends = "exchange_ends" in ds.element_spec
+        has_images = "image_mask" in ds.element_spec
+        if has_images and not self.patch_dim:
+            raise ValueError("the tasks carry images (image_patch > 0): pass patch_dim=patch*patch*3 to the converter")
 
         def rows():
             current, used = [], 0
@@ -283,14 +325,19 @@ class PackedConversationConverter(seqio.FeatureConverter):
                 if ids is None:
                     continue
                 if used + len(ids) - 1 > seq_len:
-                    yield {k: v[0] for k, v in packing.pack_rows([current], seq_len).items()}
+                    yield {k: v[0] for k, v in packing.pack_rows([current], seq_len, self.patch_dim).items()}
                     current, used = [], 0
-                current.append((ids, mask))
+                if has_images:
+                    current.append((ids, mask) + packing.cut_images(ex["image_mask"], ex["image_patches"], len(ids)))
+                else:
+                    current.append((ids, mask))
                 used += len(ids) - 1
             if current:
-                yield {k: v[0] for k, v in packing.pack_rows([current], seq_len).items()}
+                yield {k: v[0] for k, v in packing.pack_rows([current], seq_len, self.patch_dim).items()}
 
         signature = {k: tf.TensorSpec([seq_len], spec.dtype) for k, spec in self.MODEL_FEATURES.items()}
+        if self.patch_dim:
+            signature["image_patches"] = tf.TensorSpec([seq_len, self.patch_dim], tf.uint8)
         return tf.data.Dataset.from_generator(rows, output_signature=signature)
 
     def get_model_feature_lengths(self, task_feature_lengths):

@@ -26,6 +26,11 @@ never cross the prompt/reply boundary. BOS/EOS and the ChatML/Llama-3 markers ar
 (markers a vocabulary does not hold as special tokens are encoded as text; end-of-turn markers then fall back
 to the tokenizer's EOS id so generation still stops on one id).
 
+Images: a turn's text may hold `IMAGE_SENTINEL` (agentlm.data.images) where an image sits; given the token count
+of each image (`image_tokens`, in order), each sentinel becomes that many `image_token_id` placeholders with loss 0
+and `Rendered.image_mask` 1 (the model puts the image's patch embeddings there). The text on either side of an
+image is encoded in its own call. Text without sentinels renders exactly as without images.
+
 Templates:
   * "llama2" (default, what AgentLM used): per exchange `<s>[INST] {user} [/INST] {reply} </s>`, the first
     exchange's user text preceded by `<<SYS>>\\n{system}\\n<</SYS>>\\n\\n`; user and reply text are stripped.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Sequence
 
+from agentlm.data.images import IMAGE_SENTINEL
 from agentlm.data.tokenizer import Tokenizer, load_tokenizer
 
 __all__ = ["DEFAULT_SYSTEM", "TEMPLATES", "Rendered", "load_tokenizer", "render", "render_prompt",
@@ -111,6 +117,7 @@ class Rendered:
     loss_mask: list[int]
     exchange_ends: list[int]          # token offset just after each exchange's reply (or trailing prompt)
     spans: list[tuple[int, int, int, str, bool]]  # (start, end, turn index, role, trained)
+    image_mask: list[int] = dataclasses.field(default_factory=list)   # 1 at image placeholder tokens
 
 
 def _get_template(template):
@@ -150,16 +157,43 @@ def normalize_conversation(conversation: Sequence[dict]) -> tuple[str | None, li
     return system, turns
 
 
-def _encode_pieces(pieces, tokenizer: Tokenizer) -> list[int]:
-    """Encode text runs (maximal, between special tokens) and resolve markers to ids."""
+class _Images:
+    """Hands out placeholder runs for the image sentinels of a conversation, in order."""
+
+    def __init__(self, counts: Sequence[int] | None, token_id: int):
+        self.counts, self.token_id, self.used = list(counts or []), token_id, 0
+
+    def next_run(self) -> list[int]:
+        if self.used >= len(self.counts):
+            raise ValueError(f"the conversation has more image placeholders than the {len(self.counts)} images given")
+        self.used += 1
+        return [self.token_id] * self.counts[self.used - 1]
+
+
+def _encode_pieces(pieces, tokenizer: Tokenizer, images: _Images | None = None) -> tuple[list[int], list[int]]:
+    """Encode text runs (maximal, between special tokens and images) and resolve markers to ids.
+
+    Returns (ids, image mask)."""
     ids: list[int] = []
+    image_mask: list[int] = []
     run: list[str] = []
+
+    def encode_text(text: str):
+        new = tokenizer.encode(text) if text else []
+        ids.extend(new)
+        image_mask.extend([0] * len(new))
 
     def flush():
         if run:
-            text = "".join(run)
-            if text:
-                ids.extend(tokenizer.encode(text))
+            chunks = "".join(run).split(IMAGE_SENTINEL)
+            for k, chunk in enumerate(chunks):
+                if k:
+                    if images is None:
+                        raise ValueError("text holds an image placeholder but no image token counts were given")
+                    placeholders = images.next_run()
+                    ids.extend(placeholders)
+                    image_mask.extend([1] * len(placeholders))
+                encode_text(chunk)
             run.clear()
 
     for kind, value in pieces:
@@ -172,8 +206,9 @@ def _encode_pieces(pieces, tokenizer: Tokenizer) -> list[int]:
             run.append(value)        # marker this vocabulary lacks: literal text
         else:
             ids.append(token_id)
+            image_mask.append(0)
     flush()
-    return ids
+    return ids, image_mask
 
 
 def _marker_id(marker: str, tokenizer: Tokenizer) -> int | None:
@@ -211,19 +246,24 @@ def _trained(loss) -> bool:
 
 
 def render_detailed(conversation: Sequence[dict], tokenizer: Tokenizer, template="llama2",
-                    system: str | None = DEFAULT_SYSTEM) -> Rendered:
-    """Render with span bookkeeping; see the module docstring for the layout, mask rule and boundaries."""
+                    system: str | None = DEFAULT_SYSTEM, image_tokens: Sequence[int] | None = None,
+                    image_token_id: int = 0) -> Rendered:
+    """Render with span bookkeeping; see the module docstring for the layout, mask rule, boundaries and images."""
     tmpl = _get_template(template)
+    images = _Images(image_tokens, image_token_id)
     conv_system, turns = normalize_conversation(conversation)
     if conv_system is not None:
         system = conv_system
     out = Rendered([], [], [], [])
     turn_offset = 1 if conv_system is not None else 0
 
-    def add(ids: Iterable[int], turn: int, role: str, trained: bool):
-        ids = list(ids)
+    def add(encoded: tuple[list[int], list[int]], turn: int, role: str, trained: bool):
+        ids, image_mask = encoded
+        if role != "human" and any(image_mask):
+            raise ValueError(f"turn {turn}: images are only allowed in human turns")
         start = len(out.ids)
         out.ids.extend(ids)
+        out.image_mask.extend(image_mask)
         out.loss_mask.extend([1 if trained else 0] * len(ids))
         out.spans.append((start, len(out.ids), turn, role, trained))
 
@@ -231,12 +271,15 @@ def render_detailed(conversation: Sequence[dict], tokenizer: Tokenizer, template
         if role == "human":
             if loss is True:
                 raise ValueError(f"turn {k + turn_offset}: loss=true on a human turn")
-            add(_encode_pieces(tmpl.prompt(text, system, first=(k == 0)), tokenizer), k + turn_offset, role, False)
+            add(_encode_pieces(tmpl.prompt(text, system, first=(k == 0)), tokenizer, images), k + turn_offset, role,
+                False)
             if k == len(turns) - 1:
                 out.exchange_ends.append(len(out.ids))
         else:
-            add(_encode_pieces(tmpl.reply(text), tokenizer), k + turn_offset, role, _trained(loss))
+            add(_encode_pieces(tmpl.reply(text), tokenizer, images), k + turn_offset, role, _trained(loss))
             out.exchange_ends.append(len(out.ids))
+    if images.used != len(images.counts):
+        raise ValueError(f"{len(images.counts)} images given but the conversation has {images.used} placeholders")
     return out
 
 

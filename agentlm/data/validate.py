@@ -8,6 +8,11 @@ the reason. Either way a `ValidationReport.summary()` is printed.
 
 Clean rows have canonical roles ("system" only first, then "human"/"gpt" alternating, human first), string
 values, and `loss` in {None, False, True}. A trailing human turn (nothing answers it) is trimmed and counted.
+
+Human turns may carry images as a list of content parts (agentlm.data.images): each image is read, hash-checked,
+decoded and size-checked here, so a missing file, corrupt bytes, a wrong size or a hash mismatch is a row problem
+like any other. A clean row with images holds the turn text with an image sentinel per image and `images`, the
+image bytes in order; a text-only row is unchanged.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import pathlib
 import re
 from typing import Any, Iterator
 
+from agentlm.data.images import IMAGE_SENTINEL, ImageError, flatten_parts
 from agentlm.data.template import ROLE_ALIASES
 
 SUPPORTED_SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -49,6 +55,13 @@ REASONS = {
     "no_trained_turn": "no gpt turn is trained (all loss=false)",
     "bad_id": "'id' present but not a non-empty string or integer",
     "duplicate_id": "an id already seen in the same source",
+    "bad_content_part": "a content part that is not {type: text|image, ...}, or parts in a gpt turn",
+    "bad_image_part": "an image part without exactly one of path/bytes, or without a sha256",
+    "missing_image": "an image file that does not exist or cannot be read",
+    "corrupt_image": "image bytes that do not decode as an image",
+    "wrong_image_size": "an image whose width/height differ from the ones the part declares",
+    "image_hash_mismatch": "an image whose sha256 differs from the one the part declares",
+    "reserved_char": "text containing U+E000, the code point reserved for image placeholders",
 }
 NOTES = {"trailing_human_trimmed": "a final human turn with no reply was dropped (row kept)",
          "empty_file": "a file with no rows"}
@@ -160,8 +173,10 @@ def _read_rows(path: pathlib.Path) -> Iterator[tuple[str, Any]]:
         raise _RowProblem("unsupported_file", "<file>", f"unsupported extension {suffix!r}; use {SUPPORTED_SUFFIXES}")
 
 
-def clean_row(row: Any) -> tuple[dict, bool]:
-    """(canonical row, trimmed_trailing_human) or raise _RowProblem naming the field."""
+def clean_row(row: Any, base_dir: pathlib.Path | None = None) -> tuple[dict, bool]:
+    """(canonical row, trimmed_trailing_human) or raise _RowProblem naming the field.
+
+    `base_dir` resolves relative image paths (the directory of the data file)."""
     if not isinstance(row, dict):
         raise _RowProblem("row_not_object", "<row>", f"row is {type(row).__name__}, expected an object")
     row_id = row.get("id")
@@ -175,7 +190,7 @@ def clean_row(row: Any) -> tuple[dict, bool]:
         raise _RowProblem("conversations_not_list", "conversations", f"is {type(conv).__name__}, expected a list")
     if not conv:
         raise _RowProblem("empty_conversation", "conversations", "is empty")
-    turns = []
+    turns, images = [], []
     for i, turn in enumerate(conv):
         f = f"conversations[{i}]"
         if not isinstance(turn, dict):
@@ -189,6 +204,19 @@ def clean_row(row: Any) -> tuple[dict, bool]:
         if "value" not in turn and "content" not in turn:
             raise _RowProblem("missing_value", f + ".value", "missing")
         value = turn.get("value", turn.get("content"))
+        if isinstance(value, str) and IMAGE_SENTINEL in value:
+            raise _RowProblem("reserved_char", f + ".value", "contains U+E000 (reserved for image placeholders)")
+        if isinstance(value, (list, tuple)):
+            if any(isinstance(p, dict) and IMAGE_SENTINEL in str(p.get("text", "")) for p in value):
+                raise _RowProblem("reserved_char", f + ".value", "contains U+E000 (reserved for image placeholders)")
+            try:
+                value, turn_images = flatten_parts(value, base_dir, f + ".value")
+            except ImageError as err:
+                raise _RowProblem(err.reason, err.field, err.message) from None
+            if turn_images and role != "human":
+                raise _RowProblem("bad_content_part", f + ".value", f"images are only allowed in human turns, "
+                                  f"not in a {role} turn")
+            images += turn_images
         if not isinstance(value, str):
             raise _RowProblem("value_not_string", f + ".value", f"is {type(value).__name__}, expected a string")
         loss = turn.get("loss")
@@ -207,20 +235,25 @@ def clean_row(row: Any) -> tuple[dict, bool]:
         if role == "human" and loss is True:
             raise _RowProblem("loss_on_human", f + ".loss", "loss=true on a human turn")
         trained = role == "gpt" and loss is not False
-        if not value.strip():
+        if not value.replace(IMAGE_SENTINEL, "x").strip():
             reason = "empty_trained_turn" if trained else "empty_value"
             raise _RowProblem(reason, f + ".value", "empty or whitespace-only")
         turns.append({"from": role, "value": value, "loss": loss if role == "gpt" else None})
     trimmed = False
     if turns[-1]["from"] == "human":
-        turns.pop()
+        dropped = turns.pop()
         trimmed = True
+        if IMAGE_SENTINEL in dropped["value"]:
+            images = images[:len(images) - dropped["value"].count(IMAGE_SENTINEL)]
     gpt = [t for t in turns if t["from"] == "gpt"]
     if not gpt:
         raise _RowProblem("no_reply", "conversations", "no gpt turn")
     if not any(t["loss"] is not False for t in gpt):
         raise _RowProblem("no_trained_turn", "conversations", "every gpt turn has loss=false")
-    return {"id": "" if row_id is None else str(row_id), "conversations": turns}, trimmed
+    clean = {"id": "" if row_id is None else str(row_id), "conversations": turns}
+    if images:
+        clean["images"] = [im.data for im in images]
+    return clean, trimmed
 
 
 def validated_rows(path: pathlib.Path, strict: bool, report: ValidationReport, source: str | None = None):
@@ -245,7 +278,7 @@ def validated_rows(path: pathlib.Path, strict: bool, report: ValidationReport, s
             if row_id is not None:
                 location += f" (id {row_id!r})"
             try:
-                clean, trimmed = clean_row(row)
+                clean, trimmed = clean_row(row, path.parent)
             except _RowProblem as p:
                 problem(p.reason, location, f"field {p.field}: {p.message}")
                 continue

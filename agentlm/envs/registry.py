@@ -35,6 +35,7 @@ BUILTIN: tuple[str, ...] = (
     "agentlm.envs.alfworld",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",
+    "agentlm.envs.miniwob_vision",
     "agentlm.envs.domains.back_office",
     "agentlm.envs.domains.triage",
     "agentlm.envs.domains.tutor",

@@ -13,6 +13,44 @@ from typing import Any
 
 import jax.numpy as jnp
 
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig:
+    patch_size: int = 8              # pixels per patch side; the data config's image_patch must match
+    channels: int = 3
+    max_patches: int = 1024          # rows of the patch-index table (patches per image, row-major)
+    encoder_layers: int = 0          # residual per-patch SwiGLU blocks after the projection (0 = Fuyu's linear)
+    encoder_mlp: int = 0             # their hidden width (0 = the decoder's intermediate_size)
+
+    def __post_init__(self):
+        for name in ("patch_size", "channels", "max_patches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"VisionConfig.{name}={getattr(self, name)} must be >= 1")
+        if self.encoder_layers < 0 or self.encoder_mlp < 0:
+            raise ValueError("VisionConfig.encoder_layers and encoder_mlp must be >= 0")
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_size * self.patch_size * self.channels
+
+    def num_params(self, hidden_size: int, intermediate_size: int) -> int:
+        m = self.encoder_mlp or intermediate_size
+        return (self.patch_dim * hidden_size + self.max_patches * hidden_size
+                + self.encoder_layers * (3 * hidden_size * m + hidden_size))
+
+    @classmethod
+    def from_value(cls, value) -> "VisionConfig | None":
+        """None, a VisionConfig, or its dict form (config JSON / ConfigDict)."""
+        if value is None or isinstance(value, cls):
+            return value
+        value = dict(value)
+        unknown = sorted(set(value) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown VisionConfig fields: {unknown}")
+        return cls(**value)
+
+
+
 REMAT_POLICIES = ("none", "full", "save_dots", "save_qkv_attn", "save_attn_out", "minimal")
 
 
@@ -44,8 +82,11 @@ class LlamaConfig:
     # stacked on a leading `layers` axis either way; unrolling lets XLA fuse across layer boundaries and drops
     # the loop's per-iteration slicing at the cost of compile time growing with the unroll.
     scan_unroll: int = 1
+    # The optional vision path (agentlm.model.vision); None = the text model, byte for byte as without it.
+    vision: VisionConfig | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "vision", VisionConfig.from_value(self.vision))
         if self.head_dim is None:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
         problems = []
@@ -84,7 +125,8 @@ class LlamaConfig:
         attn = e * hd * (self.num_heads * 2 + self.num_kv_heads * 2)
         layer = attn + 3 * e * m + 2 * e
         head = 0 if self.tie_word_embeddings else v * e
-        return v * e + self.num_layers * layer + e + head
+        vision = self.vision.num_params(e, m) if self.vision else 0
+        return v * e + self.num_layers * layer + e + head + vision
 
     # ---- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -142,12 +184,14 @@ class LlamaConfig:
             tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
             bos_token_id=hf.get("bos_token_id", 1) if hf.get("bos_token_id") is not None else 1,
             eos_token_id=_first(hf.get("eos_token_id", 2)),
+            vision=hf.get("agentlm_vision"),     # written by to_hf for vision models; HF Llama ignores it
         )
         kwargs.update(overrides)
         return cls(**kwargs)
 
     def to_hf(self, torch_dtype: str = "float32") -> dict:
-        return {
+        extra = {"agentlm_vision": dataclasses.asdict(self.vision)} if self.vision else {}
+        return extra | {
             "architectures": ["LlamaForCausalLM"],
             "model_type": "llama",
             "vocab_size": self.vocab_size,

@@ -298,6 +298,10 @@ class DecoderLayer(nn.Module):
 class Llama(nn.Module):
     """Causal LM. Returns (logits [B, T, V] float32, updated cache or None).
 
+    With a vision config, `image_patches` [B, T, patch_dim] (uint8, aligned with the tokens) and `image_mask` [B, T]
+    replace the token embeddings at the placeholder positions (agentlm.model.vision); without them, or with
+    `cfg.vision` None, the model is the text model.
+
     With `return_hidden=True` it returns the final (post-norm) hidden states [B, T, E] instead of logits, so a
     caller can apply the vocabulary head itself (`head_kernel`) in chunks without materialising [B, T, V]."""
 
@@ -305,7 +309,8 @@ class Llama(nn.Module):
 
     @nn.compact
     def __call__(self, tokens: Array, positions: Array | None = None, segment_ids: Array | None = None,
-                 cache: dict[str, Any] | None = None, return_hidden: bool = False):
+                 cache: dict[str, Any] | None = None, return_hidden: bool = False,
+                 image_patches: Array | None = None, image_mask: Array | None = None):
         cfg = self.cfg
         b, t = tokens.shape
         if positions is None:
@@ -328,6 +333,15 @@ class Llama(nn.Module):
         # data > 1 and tensor > 1 it can only do by replicating the activations.
         table = nn.with_logical_constraint(embed.embedding, ("vocab", None))
         x = jnp.take(table, tokens, axis=0).astype(cfg.compute_dtype)
+        if image_patches is not None:
+            if cfg.vision is None:
+                raise ValueError("image patches given to a text-only model (LlamaConfig.vision is None)")
+            from agentlm.model.vision import VisionEmbed   # function-level: vision builds on this module
+
+            if image_mask is None:
+                raise ValueError("image_patches need image_mask (1 at the image placeholder positions)")
+            image = VisionEmbed(cfg, name="vision")(image_patches, image_mask)
+            x = jnp.where((image_mask > 0)[..., None], image, x)
 
         layer_cls = DecoderLayer
         if cfg.remat_policy != "none":
