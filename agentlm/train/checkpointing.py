@@ -7,19 +7,19 @@ would pick up; `latest_step()` only ever sees finished ones.
 """
 from __future__ import annotations
 
-import pathlib
 import signal
 import threading
 
 import orbax.checkpoint as ocp
 
+from agentlm import storage
 from agentlm.model import LlamaConfig
 
 
 class RunCheckpoints:
-    def __init__(self, run_dir: pathlib.Path, keep: int, async_save: bool):
+    def __init__(self, run_dir, keep: int, async_save: bool):
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
-        self.manager = ocp.CheckpointManager(pathlib.Path(run_dir).absolute() / "checkpoints", options=options,
+        self.manager = ocp.CheckpointManager(storage.path(run_dir) / "checkpoints", options=options,
                                              item_names=("state", "meta"))
 
     def latest_step(self) -> int | None:

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from agentlm import distributed, sharding
+from agentlm import distributed, sharding, storage
 from agentlm.train import checkpointing, metrics as metrics_lib, step as step_lib
 from agentlm.train.config import validate
 from agentlm.train.data import make_sources, process_rows, to_global
@@ -67,7 +67,7 @@ def train(config) -> dict:
     rows = process_rows(batch_sh["inputs"], global_batch, config.data.seq_len)
     train_source, eval_source = make_sources(config, cfg, rows)
 
-    run_dir = pathlib.Path(config.run_dir).absolute()
+    run_dir = storage.path(config.run_dir)
     if lead:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.to_json(run_dir / "model_config.json")
