@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 BUCKET = "agentlm-test"
@@ -32,6 +33,9 @@ def client_env(port: int) -> dict[str, str]:
         "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",  # tensorstore: skip Google's credential discovery
         "GOOGLE_CLOUD_PROJECT": "agentlm-test",
         "EPATH_USE_TF": "false",  # epath: fsspec/gcsfs instead of tf.io.gfile
+        # gcsfs caches directory listings per process for ever: a process watching what another writes (a test,
+        # or host 1 listing host 0's checkpoints) would see a stale bucket. tf.io.gfile does not cache.
+        "FSSPEC_GS": '{"use_listings_cache": false}',
     }
 
 
@@ -39,18 +43,21 @@ def client_env(port: int) -> dict[str, str]:
 def running_emulator():
     """Starts an in-memory emulator with an empty bucket; yields the env for clients; stops it afterwards."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port",
-                             str(port), "--in-memory", "--default-bucket", BUCKET],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = ["start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--default-bucket", BUCKET]
+    # its log goes to a file: a pipe nobody drains fills up and blocks every request thread on the logging lock
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", *args], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"storage emulator did not start: {proc.stderr.read() if proc.poll() else ''}")
+                log.seek(0)
+                raise RuntimeError(f"storage emulator did not start: {log.read()[-2000:]}")
             time.sleep(0.2)
         yield client_env(port)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
