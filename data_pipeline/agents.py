@@ -51,7 +51,7 @@ def _pick(task: Task, options: list[str], salt: str = "") -> str:
 
 def _last_observation(conversation: list[Message], limit: int = 120) -> str:
     obs = conversation[-1]["value"].strip() if conversation and conversation[-1]["from"] == "human" else ""
-    obs = " ".join(obs.split())
+    obs = " ".join(obs.split()).removeprefix("Observation:").strip()  # the label, never quoted (KG cuts replies there)
     return obs if len(obs) <= limit else obs[:limit] + "..."
 
 

@@ -65,10 +65,21 @@ def derive_env_tasks(source: str, src: ml_collections.ConfigDict) -> list[Task]:
     return [Task(f"{source}_{i:05d}", t.env, t.data, t.split) for i, t in enumerate(tasks)]
 
 
+def derive_kg(source: str, src: ml_collections.ConfigDict) -> list[Task]:
+    from data_pipeline.sources.kg_questions import question_tasks
+    return question_tasks(source, src)
+
+
+def derive_webshop(source: str, src: ml_collections.ConfigDict) -> list[Task]:
+    from data_pipeline.sources.webshop_goals import goal_tasks
+    return goal_tasks(source, src)
+
+
 DERIVERS: dict[str, Deriver] = {
     "db_derive": derive_db, "os_derive": derive_os, "household_seeds": derive_household,
     "sciworld_variations": derive_sciworld, "toy": derive_toy, "file": derive_file, "env_tasks": derive_env_tasks,
 }
+DERIVERS.update(kg_questions=derive_kg, webshop_goals=derive_webshop)
 
 
 def instructions(run: Run, sources: list[str] | None = None) -> dict[str, dict[str, int]]:

@@ -1,19 +1,17 @@
 """The teacher: any OpenAI-compatible chat endpoint, made robust enough for long unattended runs.
 
-Transport failures (429 honouring Retry-After, 5xx, timeouts, dropped connections, garbled bodies) are retried with
-exponential backoff and jitter. Content failures (empty, refused, or rejected by the caller's validator, e.g. "not a
-valid action of this environment") are retried a configured number of times with a fresh request; if the reply is
-still bad the call raises `ContentFailure`, which callers record instead of crashing. Every complete response is
-cached by its request (including the content-retry attempt number), so a rerun replays the identical sequence of
-replies for free.
+Transport failures (429 honouring Retry-After, 5xx, timeouts, dropped connections, garbled bodies) are retried by
+the project's one policy, agentlm.api_retry (tenacity; exponential backoff and jitter), each retry counted per stage
+in the ledger; a prompt too long for the teacher becomes ContextLimitExceeded. Content failures (empty, refused, or
+rejected by the caller's validator, e.g. "not a valid action of this environment") are retried a configured number
+of times with a fresh request; if the reply is still bad the call raises `ContentFailure`, which callers record
+instead of crashing. Every complete response is cached by its request (including the content-retry attempt number),
+so a rerun replays the identical sequence of replies for free.
 """
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -21,8 +19,8 @@ from typing import Any, Callable
 
 import openai
 
+from agentlm.api_retry import MalformedResponse, RetryPolicy, call_with_retries, retry_kind
 from agentlm.envs.agents import to_openai_messages
-from agentlm.envs.base import ContextLimitExceeded
 from data_pipeline.accounting import Ledger
 from data_pipeline.cache import ResponseCache, request_key
 
@@ -47,26 +45,6 @@ class ContentFailure(RuntimeError):
         self.last_text = last_text
 
 
-def _retry_after_s(headers) -> float | None:
-    """Seconds the server asked us to wait (Retry-After / retry-after-ms), or None."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
 class TeacherClient:
     """Chat completions with retries, a request-keyed cache, bounded concurrency and per-stage accounting."""
 
@@ -81,17 +59,15 @@ class TeacherClient:
         self.cache = cache
         self.ledger = ledger or Ledger()
         self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        self.retry = RetryPolicy(max_retries=max_retries, backoff_base_s=backoff_base_s,
+                                 backoff_max_s=backoff_max_s, sleep=sleep)
         self.content_retries = content_retries
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.system = system
         self.seed = seed
-        self._sleep = sleep
         self._sem = threading.BoundedSemaphore(max(1, concurrency))
-        self._rng = random.Random()
-        # The SDK's own retries are off: ours honour Retry-After, add jitter and are counted per stage.
+        # The SDK's own retries are off: agentlm.api_retry's honour Retry-After, add jitter and are counted.
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout_s,
                                      max_retries=0)
 
@@ -170,42 +146,23 @@ class TeacherClient:
 
     def _call_with_retries(self, request: dict[str, Any], stage: str) -> dict[str, Any]:
         params = {k: v for k, v in request.items() if k != "attempt" and v is not None}
-        for attempt in range(self.max_retries + 1):
-            wait_hint = None
-            try:
-                with self._sem:
-                    completion = self._client.chat.completions.create(**params)
-                return self._parse(completion)
-            except openai.RateLimitError as e:
-                kind, wait_hint = "429", _retry_after_s(e.response.headers)
-            except openai.APITimeoutError:
-                kind = "timeout"
-            except openai.APIConnectionError:
-                kind = "connection"
-            except openai.BadRequestError as e:
-                text = str(e).lower()
-                if "context" in text or "maximum" in text or "too long" in text:
-                    # The conversation outgrew the teacher's window: the loop records a context-limit episode.
-                    raise ContextLimitExceeded(str(e)[:300]) from e
-                raise TeacherError(f"{self.base_url or 'OpenAI'} rejected the request: HTTP 400: {str(e)[:300]}") \
+
+        def call() -> dict[str, Any]:
+            with self._sem:  # bounds requests in flight, not the waits between them
+                completion = self._client.chat.completions.create(**params)
+            return self._parse(completion)
+
+        try:
+            return call_with_retries(call, self.retry, on_retry=lambda kind: self.ledger.record_retry(stage, kind))
+        except Exception as e:  # ContextLimitExceeded and programming errors pass through unchanged
+            kind = retry_kind(e)
+            if kind is not None:
+                raise TeacherError(f"teacher call failed after {self.max_retries + 1} attempts (last: {kind})") \
                     from e
-            except openai.APIStatusError as e:
-                if e.status_code < 500 and e.status_code not in (408, 409):
-                    raise TeacherError(f"{self.base_url or 'OpenAI'} rejected the request: HTTP {e.status_code}: "
-                                       f"{str(e)[:300]}") from e
-                kind, wait_hint = str(e.status_code), _retry_after_s(e.response.headers)
-            except (openai.APIResponseValidationError, json.JSONDecodeError, _MalformedResponse):
-                kind = "malformed_body"
-            self.ledger.record_retry(stage, kind)
-            if attempt == self.max_retries:
-                raise TeacherError(f"teacher call failed after {self.max_retries + 1} attempts (last: {kind})")
-            backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
-            delay = backoff * (0.5 + self._rng.random())  # jitter spreads out synchronized workers
-            if wait_hint is not None:
-                delay = max(delay if kind != "429" else 0.0, wait_hint) + self._rng.random() * 0.1 * wait_hint
-            log.info("teacher %s; retry %d/%d in %.2fs", kind, attempt + 1, self.max_retries, delay)
-            self._sleep(delay)
-        raise AssertionError("unreachable")
+            if isinstance(e, openai.APIStatusError):
+                raise TeacherError(f"{self.base_url or 'OpenAI'} rejected the request: HTTP {e.status_code}: "
+                                   f"{str(e)[:300]}") from e
+            raise
 
     @staticmethod
     def _parse(completion) -> dict[str, Any]:
@@ -219,8 +176,4 @@ class TeacherClient:
                     "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
                     "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0)}
         except (AttributeError, IndexError, TypeError) as e:
-            raise _MalformedResponse(str(e)) from e
-
-
-class _MalformedResponse(Exception):
-    pass
+            raise MalformedResponse(str(e)) from e

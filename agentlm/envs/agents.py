@@ -5,10 +5,10 @@ A local model is wrapped elsewhere (agentlm.infer) behind the same `act(conversa
 """
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
-from agentlm.envs.base import ContextLimitExceeded, Message, Task
+from agentlm.api_retry import RetryPolicy, chat_completion
+from agentlm.envs.base import Message, Task
 
 ROLE = {"human": "user", "gpt": "assistant"}
 
@@ -26,8 +26,9 @@ def to_openai_messages(conversation: list[Message], system: str | None = None) -
 class OpenAIChatAgent:
     """Talks to any OpenAI-compatible chat endpoint (a teacher API, or agentlm.infer's server).
 
-    Greedy by default, as AgentLM was evaluated. A reply that the server rejects for its length is reported as
-    ContextLimitExceeded, so the loop records a context-limit outcome rather than an error.
+    Greedy by default, as AgentLM was evaluated. Calls go through agentlm.api_retry (transport faults retried,
+    Retry-After honoured); a reply that the server rejects for its length is reported as ContextLimitExceeded, so
+    the loop records a context-limit outcome rather than an error.
     """
 
     def __init__(self, base_url: str | None, model: str, api_key: str | None = None, temperature: float = 0.0,
@@ -38,37 +39,13 @@ class OpenAIChatAgent:
             client = openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=0)
         self.client, self.model = client, model
         self.temperature, self.max_tokens, self.system = temperature, max_tokens, system
-        self.retries, self.stop = retries, list(stop) if stop else None
+        self.retry, self.stop = RetryPolicy(max_retries=retries), list(stop) if stop else None
 
     def act(self, conversation: list[Message], task: Task) -> str:
         messages = to_openai_messages(conversation, self.system)
-        resp = chat_completion(self.client, self.retries, model=self.model, messages=messages,
+        resp = chat_completion(self.client, self.retry, model=self.model, messages=messages,
                                temperature=self.temperature, max_tokens=self.max_tokens, stop=self.stop)
         return resp.choices[0].message.content or ""
-
-
-def chat_completion(client, retries: int, **request):
-    """One chat completion with the agents' error policy: transport faults (connection, 429, 5xx, timeout) are
-    retried with exponential backoff; a 400 that says the prompt is too long becomes ContextLimitExceeded (an
-    episode outcome, not a crash); any other error propagates."""
-    import openai
-
-    delay = 1.0
-    for attempt in range(retries + 1):
-        try:
-            return client.chat.completions.create(**request)
-        except openai.BadRequestError as e:
-            text = str(e).lower()
-            if "context" in text or "maximum" in text or "too long" in text:
-                raise ContextLimitExceeded(str(e)) from e
-            raise
-        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
-                openai.APITimeoutError):
-            if attempt == retries:
-                raise
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
 
 
 class ReplayAgent:

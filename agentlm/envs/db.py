@@ -9,6 +9,13 @@ together), INSERT and UPDATE accuracies (`aggregate`).
 
 Backends: `sqlite` (embedded, default; agentlm.envs.db_sqlite) or `mariadb` (a real server, see
 agentlm.envs.mariadb). Each episode gets a fresh database holding only the item's table (all columns TEXT).
+
+Tables are built as AgentBench builds them (see `table_problem`): all rows go in with one INSERT, so a table with
+a row of the wrong length (AgentBench's full test set has short and empty rows) exists but is empty, and the item
+is still played and scored on it; such items are counted by reason in the metric (`table_problems`). A table
+whose column names differ only in letter case cannot exist on MySQL/MariaDB (error 1060, names are
+case-insensitive), nor on SQLite: the item is unscorable, with that reason. `strict_tables=True` refuses every
+item whose table is not built whole.
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ import re
 from typing import Any, Sequence
 
 from agentlm.envs.agents import n_agent_turns
-from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task
+from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task, TaskUnscorable
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, episode_counts, scored_episodes
 
@@ -62,9 +69,11 @@ def validate_item(item: dict, where: str) -> None:
         raise DBItemError(f"{where}: missing or malformed field {e}") from None
     if not table.get("table_name"):
         raise DBItemError(f"{where}: table.table_name is empty")
-    for n, row in enumerate(info.get("rows", [])):
-        if len(row) != len(cols):
-            raise DBItemError(f"{where}: table row {n} has {len(row)} values for {len(cols)} columns")
+    if not cols:
+        raise DBItemError(f"{where}: table.table_info.columns is empty")
+    for n, row in enumerate(info.get("rows") or []):
+        if not isinstance(row, list):
+            raise DBItemError(f"{where}: table row {n} is {type(row).__name__}, not a list of values")
     if kind in MODIFYING:
         if not _md5_of(item.get("answer_md5")):
             raise DBItemError(f"{where}: {kind} item needs answer_md5 like \"[('<32 hex>',)]\"")
@@ -72,12 +81,50 @@ def validate_item(item: dict, where: str) -> None:
         raise DBItemError(f"{where}: SELECT-like item needs a list `label`")
 
 
+# Why a table is not built whole. The row problems leave the table empty (AgentBench's one INSERT fails);
+# a case-duplicate column leaves no table at all, on MySQL/MariaDB as on SQLite.
+EMPTY_TABLE_REASONS = ("empty_row", "short_row", "long_row")
+UNBUILDABLE_REASONS = ("duplicate_column",)
+
+
+def table_problem(item: dict) -> tuple[str, str] | None:
+    """(reason, detail) when the item's table cannot be built as listed, else None."""
+    info = item["table"]["table_info"]
+    cols = [str(c["name"]) for c in info["columns"]]
+    seen: dict[str, str] = {}
+    for c in cols:
+        key = c.strip().casefold()
+        if key in seen:
+            return ("duplicate_column", f"columns {seen[key]!r} and {c!r} differ only in letter case: MySQL/MariaDB "
+                    "refuse the table (1060 Duplicate column name), and so does SQLite")
+        seen[key] = c
+    for n, row in enumerate(info.get("rows") or []):
+        if len(row) != len(cols):
+            reason = "empty_row" if not row else "short_row" if len(row) < len(cols) else "long_row"
+            return (reason, f"row {n} has {len(row)} values for {len(cols)} columns: AgentBench's one INSERT of "
+                    "all rows fails, so the table exists but is empty")
+    return None
+
+
+def table_rows(item: dict) -> list[list]:
+    """The rows the item's table holds once built: none when AgentBench's single INSERT would fail."""
+    problem = table_problem(item)
+    return [] if problem and problem[0] in EMPTY_TABLE_REASONS else list(item["table"]["table_info"].get("rows") or [])
+
+
 def load_tasks(path: str | pathlib.Path, split: str = "dev") -> list[Task]:
-    """dbbench JSONL (or JSON list) -> Tasks with ids db_<split>_<line index>."""
+    """dbbench JSONL, or JSON holding a list or one item -> Tasks with ids db_<file stem>_<index in the file>
+    (`split` is the Tasks' split label; the ids follow the file, so dev and standard items never share one)."""
     path = pathlib.Path(path)
+    if not path.is_file():
+        raise DBItemError(f"{path}: no such dbbench file")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        items = json.loads(text)
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DBItemError(f"{path}: invalid JSON ({e})") from None
+        items = items if isinstance(items, list) else [items]
     else:
         items = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -86,10 +133,11 @@ def load_tasks(path: str | pathlib.Path, split: str = "dev") -> list[Task]:
                     items.append(json.loads(line))
                 except json.JSONDecodeError as e:
                     raise DBItemError(f"{path}:{n}: invalid JSON ({e})") from None
+    stem = re.sub(r"\W+", "_", path.stem)
     tasks = []
     for i, item in enumerate(items):
         validate_item(item, f"{path} item {i}")
-        tasks.append(Task(id=f"db_{split}_{i}", env="db", data=item, split=split))
+        tasks.append(Task(id=f"db_{stem}_{i}", env="db", data=item, split=split))
     return tasks
 
 
@@ -134,7 +182,7 @@ def parse_action(text: str) -> tuple[str, str] | None:
 def make_backend(item: dict, backend: str, **kw):
     info = item["table"]["table_info"]
     cols = [c["name"] for c in info["columns"]]
-    rows = info.get("rows", [])
+    rows = table_rows(item)
     if backend == "sqlite":
         from agentlm.envs.db_sqlite import SQLiteDB
         return SQLiteDB(item["table"]["table_name"], cols, rows, **kw)
@@ -148,8 +196,9 @@ class DBEnv(Environment):
     name = "db"
 
     def __init__(self, backend: str = "sqlite", max_rounds: int = 15, prompt_file: str | None = None,
-                 statement_timeout: float = 5.0, backend_options: dict | None = None):
+                 statement_timeout: float = 5.0, backend_options: dict | None = None, strict_tables: bool = False):
         self.backend, self.max_rounds, self.timeout = backend, max_rounds, statement_timeout
+        self.strict_tables = strict_tables
         self.backend_options = dict(backend_options or {})
         self.scaffold: PromptScaffold = load_scaffold(prompt_file) if prompt_file else default_scaffold(INSTRUCTION)
         self.db = None
@@ -159,6 +208,10 @@ class DBEnv(Environment):
     def reset(self, task: Task) -> list[Message]:
         self.close()
         self.item, self.rounds = task.data, 0
+        problem = table_problem(self.item)
+        if problem and (problem[0] in UNBUILDABLE_REASONS or self.strict_tables):
+            why = "" if problem[0] in UNBUILDABLE_REASONS else "strict_tables: "
+            raise TaskUnscorable(f"{why}{problem[0]}: {problem[1]}")
         self.db = make_backend(self.item, self.backend, statement_timeout=self.timeout, **self.backend_options)
         return self.scaffold.build(self.item["description"] + "\n" + self.item.get("add_description", ""))
 
@@ -245,7 +298,13 @@ def aggregate(episodes: Sequence[Episode], tasks: Sequence[Task]) -> dict[str, A
         groups["SELECT" if kind not in ("INSERT", "UPDATE") else kind].append(ep.reward)
     acc: dict[str, Any] = {f"{k}_accuracy": sum(v) / len(v) for k, v in groups.items() if v}
     score = 100.0 * sum(acc.values()) / len(acc) if acc else 0.0
-    return {"score": score, **acc, **episode_counts(episodes)}
+    played = {ep.task_id for ep in episodes}
+    problems: dict[str, int] = {}
+    for t in tasks:
+        problem = table_problem(t.data) if t.id in played and "table" in t.data else None
+        if problem:
+            problems[problem[0]] = problems.get(problem[0], 0) + 1
+    return {"score": score, **acc, **episode_counts(episodes), "table_problems": problems}
 
 
 SPEC = EnvSpec(
@@ -253,6 +312,7 @@ SPEC = EnvSpec(
     metric=Metric("mean of SELECT/INSERT/UPDATE accuracy", aggregate),
     oracle=DBOracle, oracle_options={"mode": "label"},
     action_format=ActionFormat(r"^Action:\s*(Operation|Answer)"),
-    options={"backend": "sqlite", "prompt_file": None, "statement_timeout": 5.0, "backend_options": {}},
+    options={"backend": "sqlite", "prompt_file": None, "statement_timeout": 5.0, "backend_options": {},
+             "strict_tables": False},
     task_formats="AgentBench dbbench items, JSONL or JSON (e.g. dbbench/dev.jsonl)",
     description="AgentBench DB: SQL over one table per item, sqlite or MariaDB backend")

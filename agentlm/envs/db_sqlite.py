@@ -94,19 +94,37 @@ def _numeric_compare(code: str) -> str:
     return "".join(out)
 
 
+# MySQL lets an unquoted identifier start with a digit (`1952_British_Grand_Prix_0`) as long as it is not a number;
+# SQLite reads the digits as a number and stops at "unrecognized token". Such words get backquotes.
+_DIGIT_WORD = re.compile(r"(`[^`]*`)|(?<![\w$])(\d[\w$]*)")
+_NUMBER_WORD = re.compile(r"\d+(?:[eE]\d*)?|0x[0-9a-fA-F]+|0b[01]+")
+
+
+def _quote_digit_identifiers(code: str) -> str:
+    def fix(m):
+        word, at = m.group(2), m.start(2)
+        if word is None or _NUMBER_WORD.fullmatch(word):
+            return m.group(0)  # quoted already, or a number (1e5, 1e-5, 0x1F)
+        if at >= 2 and code[at - 1] == "." and code[at - 2].isdigit():
+            return m.group(0)  # the fraction of a decimal such as 1.5e3
+        return f"`{word}`"
+    return _DIGIT_WORD.sub(fix, code)
+
+
 def mysql_to_sqlite(sql: str) -> str:
     """Reads a statement the way MySQL would and writes it for SQLite.
 
     String literals ('..' and "..", with backslash escapes) become SQLite '..' literals; a literal where MySQL
     wants a table name, and SQL Server style [brackets], are syntax errors as in MySQL; comparisons of a column
-    with a number compare numerically (MySQL converts the string; SQLite would compare text)."""
+    with a number compare numerically (MySQL converts the string; SQLite would compare text); identifiers that
+    start with a digit are quoted."""
     code, lits = _split_literals(sql)
     m = re.search(r"\b(FROM|JOIN|INTO|UPDATE|TABLE)\s*(\x00\d+\x00)", code, re.I)
     if m:
         raise sqlite3.OperationalError(f'near "{lits[int(m.group(2).strip(chr(0)))][:40]}": syntax error')
     if "[" in code:
         raise sqlite3.OperationalError(f'near "{code[code.index("["):][:40]}": syntax error')
-    code = _numeric_compare(code)
+    code = _numeric_compare(_quote_digit_identifiers(code))
     # LEFT/RIGHT/IF are keywords to SQLite's parser; as calls they are MySQL's string functions
     code = re.sub(r"\b(LEFT|RIGHT|IF)\s*\(", lambda m: f"mysql_{m.group(1).lower()}(", code, flags=re.I)
     return re.sub("\x00(\\d+)\x00", lambda m: "'" + lits[int(m.group(1))].replace("'", "''") + "'", code)

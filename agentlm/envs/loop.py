@@ -62,6 +62,9 @@ def run_episode(env: Environment, agent: Agent, task: Task, config: LoopConfig |
     except Exception as e:  # noqa: BLE001 -- recorded, the run goes on
         return Episode(task.id, task.env, conversation, 0.0, Outcome.ERROR, 0,
                        {"error": f"reset: {e!r}", "traceback": traceback.format_exc(limit=5)})
+    # An environment whose own client keeps the dialogue (the card game's) shows the agent that client's
+    # message list for the turn instead of the whole episode.
+    view = getattr(env, "agent_view", None)
     last_pair, repeats = None, 0
     reward = 0.0
     while True:
@@ -71,7 +74,7 @@ def run_episode(env: Environment, agent: Agent, task: Task, config: LoopConfig |
             info["context_tokens"] = config.token_counter(conversation)
             return Episode(task.id, task.env, conversation, reward, Outcome.CONTEXT_LIMIT, rounds, info)
         try:
-            reply = agent.act(conversation, task)
+            reply = agent.act(view(conversation) if view else conversation, task)
         except ContextLimitExceeded as e:
             info["context_error"] = str(e)
             return Episode(task.id, task.env, conversation, reward, Outcome.CONTEXT_LIMIT, rounds, info)

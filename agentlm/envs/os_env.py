@@ -8,24 +8,32 @@ An item is judged by `evaluation.match` (answer == match, both stripped) or by `
 one item-specific script; a list runs in order, where `null` means "run the item's example script in the machine
 and keep its output as the reference", and every other entry is a check script that gets (answer, outputs so
 far...) and must exit 0. The standard checks (integer-match, string-match, size-match, containing, in) are
-built in; item-specific scripts (and `file` init/example scripts) come from a scripts directory. An item that
-needs a script the directory lacks is unscorable (Outcome.UNSCORABLE), counted apart from the score.
+built in; item-specific scripts (and `file` init/example scripts) come from the item's AgentBench scripts folder or
+a configured scripts directory. An item that needs a script neither has is unscorable (Outcome.UNSCORABLE),
+counted apart from the score. Item formats and AgentBench's folder layout: agentlm.envs.os_items.
+
+The machine: AgentBench's items assume root in a writable container, so each episode runs in the root sandbox
+(agentlm.envs.os_sandbox_root) where one can be made (`sandbox="auto"`, the default, or "root"); where it cannot,
+episodes run in the plain sandbox and the items that need root (os_items.needs_root) are unscorable, with the
+reason naming what the machine lacks.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import re
 from typing import Any, Sequence
 
+from agentlm.envs import os_items
 from agentlm.envs.agents import n_agent_turns
-from agentlm.envs.base import Environment, Message, StepResult, Task, TaskUnscorable
+from agentlm.envs.base import Environment, Message, Outcome, StepResult, Task, TaskUnscorable
+from agentlm.envs import os_sandbox_root
 from agentlm.envs.os_sandbox import Sandbox, SandboxLimits
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, success_rate
 
 OUTPUT_LIMIT = 800
-DEFAULT_SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "envs" / "os_scripts"
+# Our own versions of the item scripts AgentBench items name (package data, so an installed package has them).
+DEFAULT_SCRIPTS = pathlib.Path(__file__).resolve().with_name("os_scripts")
 DEFAULT_OBSERVATION = "Output:\n{observation}"
 CUT_NOTE = "\n[output cut here: it was too long]"
 
@@ -91,46 +99,21 @@ def run_check(name: str, answer: str, reference: str) -> bool:
         return False
 
 
-def _builtin(entry: dict) -> str | None:
-    stem = pathlib.Path(entry.get("file", "")).stem
-    return stem if stem in BUILTIN_CHECKS else None
-
-
-def _script_spec(spec: Any) -> dict | None:
-    """Init/example/check specs come as a string (code), {"code"}, or {"file"[, "language"]}."""
-    if spec is None or spec == "":
-        return None
-    if isinstance(spec, str):
-        return {"code": spec, "language": "bash"}
-    if isinstance(spec, dict) and ("code" in spec or "file" in spec):
-        return {"language": "bash", **spec}
-    if isinstance(spec, dict) and "init" in spec:  # a `create` dict
-        return _script_spec(spec["init"])
-    return None
-
-
-def load_tasks(path: str | pathlib.Path, split: str = "dev") -> list[Task]:
-    path = pathlib.Path(path)
-    data = json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else \
-        [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of os_interaction items")
-    tasks = []
-    for i, item in enumerate(data):
-        if not isinstance(item, dict) or not isinstance(item.get("description"), str):
-            raise ValueError(f"{path} item {i}: needs a 'description' string")
-        ev = item.get("evaluation")
-        if not isinstance(ev, dict) or not ("match" in ev or "check" in ev):
-            raise ValueError(f"{path} item {i}: evaluation needs 'match' or 'check'")
-        tasks.append(Task(id=f"os_{split}_{i}", env="os", data=item, split=split))
-    return tasks
+def load_tasks(source: str | pathlib.Path, split: str = "dev") -> list[Task]:
+    """A data file, glob, folder, or AgentBench's os_interaction/data root (see agentlm.envs.os_items)."""
+    return os_items.load_tasks(source, split)
 
 
 class OSEnv(Environment):
     name = "os"
 
     def __init__(self, scripts_dir: str | None = str(DEFAULT_SCRIPTS), prompt_file: str | None = None,
-                 limits: SandboxLimits | None = None, max_rounds: int = 8, sandbox_dir: str | None = None):
+                 limits: SandboxLimits | None = None, max_rounds: int = 8, sandbox_dir: str | None = None,
+                 sandbox: str = "auto"):
+        if sandbox not in ("auto", "root", "plain"):
+            raise ValueError(f"sandbox={sandbox!r}: auto | root | plain")
+        self.sandbox_kind = sandbox
+        self.root_problem = None if sandbox == "plain" else os_sandbox_root.root_problem()
         self.scripts_dir = pathlib.Path(scripts_dir) if scripts_dir else None
         self.max_rounds, self.limits, self.sandbox_dir = max_rounds, limits or SandboxLimits(), sandbox_dir
         if prompt_file:
@@ -148,84 +131,85 @@ class OSEnv(Environment):
         self.item: dict = {}
 
     # --- scripts ---
-    def _script_code(self, spec: dict) -> str | None:
-        if "code" in spec:
-            return spec["code"]
-        if self.scripts_dir is None:
-            return None
-        path = self.scripts_dir / spec["file"]
-        return path.read_text(encoding="utf-8") if path.is_file() else None
-
     def _plan(self, item: dict) -> dict:
         """Resolves every script the item needs up front; raises TaskUnscorable naming what is missing."""
-        missing, plan = [], {"init": None, "example": None, "checks": []}
-        create = item.get("create")
-        init = _script_spec(create) if isinstance(create, dict) else None
-        if init:
-            plan["init"] = (self._script_code(init), init["language"])
-            if plan["init"][0] is None:
-                missing.append(init["file"])
-        ev = item["evaluation"]
-        example = _script_spec(ev.get("example", item.get("example")))
-        if example:
-            code = self._script_code(example)
-            plan["example"] = (code, example["language"]) if code is not None else None
-        check = ev.get("check")
-        if "match" not in ev and check is not None:
-            entries = check if isinstance(check, list) else [check]
-            for entry in entries:
-                if entry is None:
-                    if plan["example"] is None:
-                        missing.append((example or {}).get("file", "an example script"))
-                    plan["checks"].append(("example", None, None))
-                elif _builtin(entry):
-                    plan["checks"].append(("builtin", _builtin(entry), None))
-                else:
-                    spec = _script_spec(entry)
-                    code = self._script_code(spec) if spec else None
-                    if code is None:
-                        missing.append((spec or {}).get("file", repr(entry)))
-                    plan["checks"].append(("script", code, (spec or {}).get("language", "bash")))
+        parsed = os_items.parse_item(item, "item")
+        dirs = os_items.scripts_dirs(item, self.scripts_dir)
+        missing: list[str] = []
+
+        def code(s: os_items.Script | None):
+            if s is None:
+                return None
+            text = os_items.resolve(s, dirs)
+            if text is None:
+                missing.append(s.file)
+            return text, s.interpreter
+
+        plan = {"init": [code(s) for s in parsed.init], "start": code(parsed.start), "match": parsed.match,
+                "example": None, "checks": []}
+        if parsed.example is not None:
+            text = os_items.resolve(parsed.example, dirs)
+            plan["example"] = (text, parsed.example.interpreter) if text is not None else None
+        for entry in parsed.check or ():
+            if entry is None:
+                if plan["example"] is None:
+                    missing.append(parsed.example.file)
+                plan["checks"].append(("example", None))
+            elif entry.builtin:
+                plan["checks"].append(("builtin", entry.builtin))
+            else:
+                plan["checks"].append(("script", code(entry)))
         if missing:
-            where = self.scripts_dir or "no scripts directory"
+            where = ", ".join(map(str, dirs)) or "no scripts directory"
             raise TaskUnscorable(f"needs {', '.join(map(str, missing))} (not in {where})")
         return plan
+
+    def _machine(self, item: dict) -> Sandbox:
+        """The root sandbox where it can be made; else the plain one, for items that do not need root."""
+        if self.sandbox_kind != "plain" and self.root_problem is None:
+            return os_sandbox_root.RootSandbox(self.limits, self.sandbox_dir)
+        if self.sandbox_kind == "root":
+            raise TaskUnscorable(f"root sandbox unavailable: {self.root_problem}")
+        marker = os_items.needs_root(item, os_items.scripts_dirs(item, self.scripts_dir))
+        if marker and self.sandbox_kind == "auto":
+            raise TaskUnscorable(f"needs root (its scripts use {marker!r}); root sandbox unavailable: "
+                                 f"{self.root_problem}")
+        return Sandbox(self.limits, self.sandbox_dir)
 
     def reset(self, task: Task) -> list[Message]:
         self.close()
         self.item = task.data
         self.plan = self._plan(self.item)
         self.rounds = 0
-        self.sandbox = Sandbox(self.limits, self.sandbox_dir)
+        self.sandbox = self._machine(self.item)
         self.setup_log = []
-        if self.plan["init"]:
-            code, lang = self.plan["init"]
-            r = self.sandbox.run(code, timeout=120, shell_state=False, interpreter=_interp(lang))
+        for code, interpreter in self.plan["init"]:
+            r = self.sandbox.run(code, timeout=120, shell_state=False, interpreter=interpreter)
             self.setup_log.append({"init_exit": r["exit"], "init_output": r["output"][-300:]})
-        if self.item.get("start"):
-            self.sandbox.spawn(self.item["start"])
+        if self.plan["start"]:
+            self.sandbox.spawn(*self.plan["start"])
         return self.scaffold.build(self.item["description"])
 
     # --- judging ---
     def judge(self, answer: str | None) -> tuple[bool, dict]:
-        ev = self.item["evaluation"]
-        if "match" in ev:
-            match = ev["match"]
-            if isinstance(match, dict) and "regex" in match:
+        match = self.plan["match"]
+        if match is not None:
+            if "regex" in match:
                 ok = answer is not None and re.search(match["regex"], answer) is not None
+            elif match["strip"]:
+                ok = answer is not None and answer.strip() == match["answer"].strip()
             else:
-                target = match.get("answer") if isinstance(match, dict) else match
-                ok = answer is not None and answer.strip() == str(target).strip()
-            return ok, {"expected": str(match)}
+                ok = answer == match["answer"]
+            return ok, {"expected": str(self.item["evaluation"]["match"])}
         # As AgentBench runs a check list: every entry gets (answer, outputs of the entries before it) and must
         # exit 0; its output is passed on. The built-in checks compare the answer with the first output.
         params, reference = [answer if answer is not None else ""], None
-        for kind, what, lang in self.plan["checks"]:
+        for kind, what in self.plan["checks"]:
             if kind == "builtin":
                 ok, output = run_check(what, params[0], params[1] if len(params) > 1 else ""), ""
             else:
-                code, lang = self.plan["example"] if kind == "example" else (what, lang)
-                r = self.sandbox.run(code, timeout=60, shell_state=False, interpreter=_interp(lang), args=params)
+                code, interpreter = self.plan["example"] if kind == "example" else what
+                r = self.sandbox.run(code, timeout=60, shell_state=False, interpreter=interpreter, args=params)
                 ok, output = r["exit"] == 0, r["output"]
                 if kind == "example":
                     reference = output[:200]
@@ -267,10 +251,6 @@ class OSEnv(Environment):
             self.sandbox = None
 
 
-def _interp(language: str) -> str:
-    return "python3" if str(language).startswith("python") else "bash"
-
-
 def parse_action(text: str) -> tuple[str, str | None] | None:
     """('bash', code) | ('answer', text) | ('finish', None) | None."""
     m = re.search(r"Act:\s*(bash|finish|answer)", text)
@@ -303,19 +283,17 @@ class OSOracle:
         self.show_work = show_work
 
     def _example_code(self, task: Task) -> str | None:
-        example = _script_spec(task.data["evaluation"].get("example", task.data.get("example")))
-        if not example:
+        example = os_items.parse_item(task.data, task.id).example
+        if example is None:
             return None
-        code = example.get("code")
-        if code is None and self.scripts_dir and (self.scripts_dir / example["file"]).is_file():
-            code = (self.scripts_dir / example["file"]).read_text(encoding="utf-8")
-        return code
+        return os_items.resolve(example, os_items.scripts_dirs(task.data, self.scripts_dir))
 
     def act(self, conversation: list[Message], task: Task) -> str:
         ev, turn = task.data["evaluation"], n_agent_turns(conversation)
         code = self._example_code(task)
         if "match" in ev and not (self.show_work and code is not None):
-            return f"Think: I know this one.\n\nAct: answer({ev['match']})"
+            match = ev["match"]
+            return f"Think: I know this one.\n\nAct: answer({match.get('answer') if isinstance(match, dict) else match})"
         if turn == 0 and code is not None:
             return f"Think: This script solves it.\n\nAct: bash\n\n```bash\n{code.strip()}\n```"
         if not isinstance(ev.get("check"), list) and not self.show_work:
@@ -329,9 +307,16 @@ class OSOracle:
 
 
 def aggregate(episodes: Sequence, tasks: Sequence[Task]) -> dict[str, Any]:
-    """The paper's OS score: success rate in percent over the items that can be judged here (an item whose check
-    script is missing is counted apart)."""
-    return success_rate(episodes, tasks)
+    """The paper's OS score: success rate in percent over the items that can be judged here; the others are
+    counted apart by reason (a missing item script, a machine without the root sandbox)."""
+    reasons: dict[str, int] = {}
+    for ep in episodes:
+        if ep.outcome == Outcome.UNSCORABLE:
+            why = str(ep.info.get("unscorable", ""))
+            key = "needs root" if why.startswith("needs root") or "root sandbox unavailable" in why else \
+                "missing script" if why.startswith("needs ") else "other"
+            reasons[key] = reasons.get(key, 0) + 1
+    return {**success_rate(episodes, tasks), "unscorable_reasons": reasons}
 
 
 def _sandbox_problem() -> str | None:
@@ -344,7 +329,8 @@ SPEC = EnvSpec(
     metric=Metric("success rate", aggregate),
     oracle=OSOracle, oracle_options={"prompt_file": None, "scripts_dir": str(DEFAULT_SCRIPTS), "show_work": False},
     action_format=ActionFormat(r"^Act:", thought_prefix="Think: ", separator="\n\n"),
-    options={"prompt_file": None, "scripts_dir": str(DEFAULT_SCRIPTS), "sandbox_dir": None},
+    options={"prompt_file": None, "scripts_dir": str(DEFAULT_SCRIPTS), "sandbox_dir": None, "sandbox": "auto"},
     executables=("bwrap",), check=_sandbox_problem, install_hint="apt-get install bubblewrap (make install)",
-    task_formats="AgentBench os_interaction items, JSON list or JSONL (e.g. os_interaction/dev.json)",
+    task_formats="AgentBench os_interaction items: a JSON list or object, JSONL, a folder of them, or AgentBench's "
+                 "os_interaction/data root (each folder with its scripts/<n>)",
     description="AgentBench OS interaction: bash in a bubblewrap sandbox, checked by answer or check scripts")

@@ -257,8 +257,8 @@ class Sandbox:
                               "shell_state": shell_state, "interpreter": interpreter, "args": args or []},
                              timeout=t + 15)
 
-    def spawn(self, cmd: str) -> None:
-        self._request({"op": "spawn", "cmd": cmd}, timeout=15)
+    def spawn(self, cmd: str, interpreter: str = "bash") -> None:
+        self._request({"op": "spawn", "cmd": cmd, "interpreter": interpreter}, timeout=15)
 
     def close(self) -> None:
         if self.proc is not None:

@@ -2,9 +2,10 @@
 
 Kept free of project imports: it is bind-mounted read-only into a sandbox that has no view of the project.
 Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
-  {"op": "setup"}                                  copy the staged /etc into the sandbox's own /etc
+  {"op": "setup"}                                  copy the staged /etc into the sandbox's own /etc (not with
+                                                   --keep-etc: the root sandbox has a whole Debian /etc of its own)
   {"op": "run", "cmd", "timeout", "max_output", "shell_state"}  -> {"output", "exit", "timed_out", "truncated"}
-  {"op": "spawn", "cmd"}                           start a background process (the item's `start`)
+  {"op": "spawn", "cmd", "interpreter"}            start a background process (the item's `start`)
 With shell_state, the working directory and exported variables carry over between commands, as in a terminal.
 """
 import json
@@ -19,6 +20,7 @@ import time
 
 STATE = "/run/agentlm"
 LIMITS = {}
+KEEP_ETC = "--keep-etc" in sys.argv[2:]
 
 
 def limits():
@@ -38,7 +40,8 @@ def run(req):
             f.write(cmd + "\n")
         script = (f'cd "$(cat {STATE}/cwd 2>/dev/null || echo /root)" 2>/dev/null; '
                   f'[ -f {STATE}/env ] && . {STATE}/env 2>/dev/null; '
-                  f'. {STATE}/cmd.sh; __rc=$?; pwd > {STATE}/cwd; export -p > {STATE}/env; exit $__rc')
+                  f'__agentlm_cmd=$(cat {STATE}/cmd.sh); rm -f {STATE}/cmd.sh; eval "$__agentlm_cmd"; __rc=$?; '
+                  f'pwd > {STATE}/cwd; export -p > {STATE}/env; exit $__rc')  # (the command text stays off disk)
     else:
         script = cmd
     extra = [str(a) for a in req.get("args", [])]
@@ -121,20 +124,26 @@ def _kill_group(pgid):
 
 
 def spawn(req):
-    subprocess.Popen(["bash", "-c", req["cmd"]], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    args = ["python3", "-c", req["cmd"]] if req.get("interpreter") == "python3" else ["bash", "-c", req["cmd"]]
+    subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, cwd="/root", preexec_fn=limits)
     return {"ok": True}
 
 
 def setup(req):
     src = "/.agentlm/etc"
-    for name in os.listdir(src):
+    for name in [] if KEEP_ETC else os.listdir(src):
         s, d = os.path.join(src, name), os.path.join("/etc", name)
         if os.path.isdir(s) and not os.path.islink(s):
             shutil.copytree(s, d, symlinks=True)
         else:
             shutil.copy2(s, d, follow_symlinks=False)
     os.makedirs(STATE, exist_ok=True)
+    if KEEP_ETC:  # the root sandbox's own Debian /etc: name the host, as a container's /etc/hosts does
+        with open("/etc/hosts", "a") as f:
+            f.write("127.0.1.1\tsandbox\n")
+        with open("/etc/hostname", "w") as f:
+            f.write("sandbox\n")
     return {"ok": True}
 
 

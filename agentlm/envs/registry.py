@@ -29,12 +29,17 @@ BUILTIN: tuple[str, ...] = (
     # one module per line; each defines SPEC or SPECS
     "agentlm.envs.db",
     "agentlm.envs.os_env",
+    "agentlm.envs.kg",
+    "agentlm.envs.webshop",
     "agentlm.envs.household",
     "agentlm.envs.sciworld",
     "agentlm.envs.miniwob",
     "agentlm.envs.domains.back_office",
     "agentlm.envs.domains.triage",
     "agentlm.envs.domains.tutor",
+    "agentlm.envs.hotpotqa",
+    "agentlm.envs.card_game",
+    "agentlm.envs.rewoo",
 )
 
 _SPECS: dict[str, EnvSpec] = {}

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--mariadb-dir", default=None, help="db --backend mariadb: server data directory")
     ap.add_argument("--scripts-dir", default=None, help="os: = --option scripts_dir=...")
     ap.add_argument("--oracle-mode", default=None, choices=["label", "sql"], help="db oracle: = --option mode=...")
+    ap.add_argument("--strict-tables", action="store_const", const=True, default=None,
+                    help="db: = --option strict_tables=true (refuse items whose table AgentBench leaves empty)")
     # openai agent
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--model", default=None)
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-SHORTHANDS = {"prompt_file": "prompt_file", "backend": "backend", "scripts_dir": "scripts_dir", "oracle_mode": "mode"}
+SHORTHANDS = {"prompt_file": "prompt_file", "backend": "backend", "scripts_dir": "scripts_dir", "oracle_mode": "mode",
+              "strict_tables": "strict_tables"}
 
 
 def options(args, spec: EnvSpec) -> dict:

@@ -23,7 +23,7 @@ from absl import app, flags
 
 from agentlm.envs import loop, registry
 from agentlm.envs.base import Episode
-from agentlm.envs.spec import scored_episodes
+from agentlm.envs.spec import MissingDependency, scored_episodes
 from agentlm.eval import agent_config, cli, paper
 from agentlm.eval.records import write_json
 
@@ -109,10 +109,33 @@ def load_items(task: str, config) -> list:
     return items[:limit] if limit else items
 
 
+class NotRun(Exception):
+    """A task whose items or dependencies are not here (e.g. WebShop without its official data files): reported
+    as "not run" with the reason, never as a score of 0 and never as a crash of the whole evaluation."""
+
+
+def not_run_summary(task: str, reason: str) -> dict:
+    spec = registry.get(task)
+    return {"task": task, "paper_task": spec.paper_task or task, "metric": spec.metric.name, "n": 0, "score": None,
+            "skipped": reason}
+
+
 def evaluate_task(task: str, config, out_dir: pathlib.Path, agent=None) -> dict:
-    """Plays (or resumes) every item of one task and returns its summary."""
+    """Plays (or resumes) every item of one task and returns its summary; raises NotRun when its data or a
+    dependency is missing."""
     spec, sec = registry.get(task), section(config, task)
-    tasks = load_items(task, config)
+    source = str(sec.get("data_file") or "").split("::")[0]
+    if source and ":" not in source and not pathlib.Path(source).exists():  # a path (not builtin:...) that is absent
+        raise NotRun(f"{source} does not exist ({spec.task_formats or 'its item file'})")
+    try:
+        spec.require()
+        tasks = load_items(task, config)
+    except (FileNotFoundError, MissingDependency) as e:
+        raise NotRun(str(e)) from e
+    except ValueError as e:
+        if sec.get("data_file") or spec.default_tasks:
+            raise  # a malformed item file is an error to fix, not a missing one
+        raise NotRun(str(e)) from e
     max_rounds = sec.get("max_rounds") or None
     env_factory = spec.env_factory(max_rounds=max_rounds, **spec.options_from(sec))
     agent = agent or make_agent(config, task)
@@ -157,11 +180,16 @@ def run(config) -> dict:
     results = dict(previous)
     try:
         for task in parse_tasks(config.tasks):
-            results[task] = evaluate_task(task, config, out_dir)
+            try:
+                results[task] = evaluate_task(task, config, out_dir)
+            except NotRun as e:
+                log.warning("%s: not run: %s", task, e)
+                results[task] = not_run_summary(task, str(e))
+                continue
             log.info("%s: %.2f over %d episodes", task, results[task]["score"], results[task]["n"])
     finally:
         close_local_agents()
-    scores = paper.to_paper_names({t: s["score"] for t, s in results.items()})
+    scores = paper.to_paper_names({t: s["score"] for t, s in results.items() if s.get("score") is not None})
     summary = {"model": model_label(config), "tasks": results,
                "overall": {c: paper.overall(scores, c) for c in ("held_in", "held_out")}}
     write_json(out_dir / "summary.json", summary)
@@ -187,6 +215,9 @@ def main(config_flag):
 
     paths = report.write_model_report(config.out)
     for task, s in summary["tasks"].items():
+        if s.get("skipped"):
+            print(f"{task:10s} not run: {s['skipped']}")
+            continue
         print(f"{task:10s} {s['score']:7.2f}  ({s['metric']}, n={s['n']})")
     for cat, o in summary["overall"].items():
         if o["overall"] is not None:

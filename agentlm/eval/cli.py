@@ -10,14 +10,14 @@ import pathlib
 from absl import flags
 from ml_collections import config_flags
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
 
 def define_config(default: str):
-    """`--config`, defaulting to the config file `default`: an absolute path (a module of the package that builds
-    the default in code), or a name under configs/eval/ of this checkout."""
-    path = default if pathlib.Path(default).is_absolute() else str(REPO / "configs" / "eval" / default)
-    return config_flags.DEFINE_config_file("config", path,
+    """`--config`, defaulting to `default`: the file of a package module that builds the default in code and has a
+    `get_config()` (agent_config, general_config), so the default is found wherever the package is installed;
+    configs/eval/*.py in a checkout start from the same modules."""
+    if not pathlib.Path(default).is_absolute():
+        raise ValueError(f"define_config({default!r}): the default must be a package module's file (module.__file__)")
+    return config_flags.DEFINE_config_file("config", default,
                                            "ml_collections config file; override fields with --config.key=value")
 
 

@@ -16,11 +16,11 @@ import time
 
 from absl import app, flags
 
-from agentlm.eval import cli, gsm8k, humaneval, mmlu, mt_bench
+from agentlm.eval import cli, general_config, gsm8k, humaneval, mmlu, mt_bench
 from agentlm.eval.lm import EvalModel, make_model
 from agentlm.eval.records import write_json
 
-BENCHMARKS = ("mmlu", "gsm8k", "humaneval", "mt_bench")
+BENCHMARKS = general_config.BENCHMARKS
 log = logging.getLogger(__name__)
 
 
@@ -100,7 +100,7 @@ def run(config, model: EvalModel | None = None) -> dict:
 
 def _define_flags():
     # Defined only when run as a program, so importing this module (tests, notebooks) registers no global flags.
-    config = cli.define_config("general.py")
+    config = cli.define_config(general_config.__file__)
     flags.DEFINE_string("model", None, "endpoint base URL (.../v1) or checkpoint directory; overrides config.model")
     flags.DEFINE_string("out", None, "output directory; overrides config.out")
     flags.DEFINE_string("benchmarks", None, f"comma-separated subset of {','.join(BENCHMARKS)}")

@@ -15,6 +15,8 @@ import abc
 import concurrent.futures as cf
 from typing import Sequence
 
+from agentlm.api_retry import RetryPolicy, call_with_retries
+
 Messages = list[dict]  # OpenAI chat messages: [{"role": "system"|"user"|"assistant", "content": str}, ...]
 
 
@@ -53,8 +55,8 @@ class EndpointModel(EvalModel):
                  concurrency: int = 8, timeout: float = 600.0, max_retries: int = 2):
         import openai
 
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout,
-                                    max_retries=max_retries)
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=0)
+        self.retry = RetryPolicy(max_retries=max_retries)  # the project's one policy (agentlm.api_retry)
         self.base_url = base_url
         if model is None:  # a single-model server: ask it which one
             listed = [m.id for m in self.client.models.list().data]
@@ -65,6 +67,9 @@ class EndpointModel(EvalModel):
         self.name = model
         self.concurrency = max(1, concurrency)
 
+    def _call(self, create, **request):
+        return call_with_retries(lambda: create(**request), self.retry)
+
     def _map(self, fn, items):
         # Concurrent requests let the server batch them together; results keep the input order.
         with cf.ThreadPoolExecutor(self.concurrency) as pool:
@@ -74,24 +79,24 @@ class EndpointModel(EvalModel):
         stop = list(stop)
 
         def one(prompt):
-            r = self.client.completions.create(model=self.model, prompt=prompt, max_tokens=max_tokens,
-                                               temperature=0.0, stop=stop[:4] or None)
+            r = self._call(self.client.completions.create, model=self.model, prompt=prompt, max_tokens=max_tokens,
+                           temperature=0.0, stop=stop[:4] or None)
             return truncate_at_stop(r.choices[0].text, stop)
 
         return self._map(one, list(prompts))
 
     def chat(self, conversations, max_tokens):
         def one(messages):
-            r = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
-                                                    temperature=0.0)
+            r = self._call(self.client.chat.completions.create, model=self.model, messages=messages,
+                           max_tokens=max_tokens, temperature=0.0)
             return r.choices[0].message.content or ""
 
         return self._map(one, list(conversations))
 
     def _prompt_logprobs(self, prompt: str) -> list[float | None]:
         """log p of each prompt token given the ones before it, as the server tokenised the prompt."""
-        r = self.client.completions.create(model=self.model, prompt=prompt, max_tokens=1, echo=True, logprobs=1,
-                                           temperature=0.0)
+        r = self._call(self.client.completions.create, model=self.model, prompt=prompt, max_tokens=1, echo=True,
+                       logprobs=1, temperature=0.0)
         lp = r.choices[0].logprobs
         if lp is None or lp.token_logprobs is None:
             raise RuntimeError(f"{self.base_url}: /v1/completions with echo=True, logprobs=1 returned no "

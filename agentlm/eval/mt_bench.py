@@ -19,6 +19,7 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from agentlm.api_retry import RetryPolicy, chat_completion
 from agentlm.eval.lm import EvalModel
 from agentlm.eval.records import RecordFile
 
@@ -100,12 +101,13 @@ class Judge:
 
         # The judge is often a hosted API: its key may come from OPENAI_API_KEY rather than the config.
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout)
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        self.retry = RetryPolicy(max_retries=2)  # the project's one policy (agentlm.api_retry)
         self.model, self.max_tokens, self.concurrency = model, max_tokens, concurrency
 
     def __call__(self, messages: list[dict]) -> str:
-        r = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0.0,
-                                                max_tokens=self.max_tokens)
+        r = chat_completion(self.client, self.retry, model=self.model, messages=messages, temperature=0.0,
+                            max_tokens=self.max_tokens)
         return r.choices[0].message.content or ""
 
 

@@ -39,18 +39,36 @@ def collect(run_dir: str | pathlib.Path) -> dict:
     general = _load(run_dir / "general" / "summary.json")
     if agent is None and general is None:
         raise FileNotFoundError(f"{run_dir}: neither agent/summary.json nor general/summary.json exists")
-    tasks, errors = {}, {}
+    tasks, errors, details, skipped = {}, {}, {}, {}
     for key, s in ((agent or {}).get("tasks") or {}).items():
+        if s.get("skipped"):  # its data or a dependency was missing: named with the reason, never scored
+            skipped[s.get("paper_task") or key] = f"not run: {s['skipped']}"
+            continue
         tasks[key] = {"score": s["score"], "n": s.get("scored", s.get("n")), "metric": s.get("metric", "")}
         errors[key] = s.get("errors", {})
+        details[key] = {k: v for k, v in s.items() if k not in _SUMMARY_FIELDS}
     for key, s in ((general or {}).get("benchmarks") or {}).items():
         tasks[key] = {"score": s["score"], "n": s.get("n"), "metric": _GENERAL_METRIC.get(key, "")}
     name = (agent or {}).get("model") or (general or {}).get("model") or run_dir.name
     scores = paper.to_paper_names({k: v["score"] for k, v in tasks.items()})
-    return {"model": name, "run_dir": str(run_dir), "tasks": tasks, "errors": errors,
-            "overall": paper.overalls(scores),
+    ran = set(scores)
+    # The paper's agent tasks missing from a category that ran, those asked for whose data was missing, and the
+    # ones this project cannot run at all.
+    reasons = {**skipped, **NOT_RUN_REASONS}
+    not_run = {t: reasons.get(t, "not evaluated in this run") for cat in ("held_in", "held_out")
+               for t in paper.CATEGORIES[cat] if t not in ran and (ran & set(paper.CATEGORIES[cat])
+                                                                   or t in reasons)} if agent else {}
+    return {"model": name, "run_dir": str(run_dir), "tasks": tasks, "errors": errors, "details": details,
+            "not_run": not_run, "overall": paper.overalls(scores),
             "stand_ins": {k: v for k, v in paper.STAND_INS.items() if k in tasks}}
 
+
+# Agent tasks of the paper this project cannot run at all, and why (shown as NOT RUN rows, never dropped).
+NOT_RUN_REASONS = {"WebArena": "not run: needs six self-hosted web applications (shopping, CMS, Reddit, GitLab, "
+                               "maps, wiki) that this project does not provide"}
+# An agent task summary's standard fields; the rest (per-level F1, per-set scores, the judge's counters) are details.
+_SUMMARY_FIELDS = {"task", "paper_task", "metric", "n", "score", "scored", "unscorable", "errors", "outcomes",
+                   "mean_rounds", "seconds", "note"}
 
 _GENERAL_METRIC = {"mmlu": "accuracy, 5-shot", "gsm8k": "exact match, 8-shot CoT", "humaneval": "pass@1, greedy",
                    "mt_bench": "judge rating 1-10"}
@@ -58,6 +76,17 @@ _GENERAL_METRIC = {"mmlu": "accuracy, 5-shot", "gsm8k": "exact match, 8-shot CoT
 
 def _fmt(value, digits=1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _detail(value) -> str:
+    """A detail value in one line: numbers to two decimals, mappings as {key: value, ...}."""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_detail(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_detail(v) for v in value) + "]"
+    return str(value)
 
 
 def _overall_note(o: dict) -> str:
@@ -68,27 +97,36 @@ def _overall_note(o: dict) -> str:
 
 def model_markdown(r: dict, reference: Sequence[str] = PAPER_REFERENCE) -> str:
     rows = [f"# Evaluation report: {r['model']}", "", f"Run directory: `{r['run_dir']}`", "",
-            "| task (paper name) | metric | n | score | " + " | ".join(f"paper {m}" for m in reference) + " |",
-            "|---|---|---|---|" + "---|" * len(reference)]
+            "| task (paper name) | metric | n | score | normaliser | " + " | ".join(f"paper {m}" for m in reference)
+            + " |", "|---|---|---|---|---|" + "---|" * len(reference)]
     for key, t in r["tasks"].items():
         pname = paper.TASK_TO_PAPER[key]
         ref = [paper.paper_row(m).get(pname) for m in reference]  # None (shown as —) for non-paper tasks
         rows.append(f"| {key} ({pname}) | {t['metric']} | {t['n']} | {_fmt(t['score'], 2)} | "
+                    f"{_fmt(paper.NORMALISERS.get(pname), 2)} | " + " | ".join(_fmt(v, 2) for v in ref) + " |")
+    for pname, why in r.get("not_run", {}).items():
+        ref = [paper.paper_row(m).get(pname) for m in reference]
+        rows.append(f"| NOT RUN ({pname}) | {why} | 0 | — | {_fmt(paper.NORMALISERS[pname], 2)} | "
                     + " | ".join(_fmt(v, 2) for v in ref) + " |")
     for cat, title in _CATEGORY_TITLE.items():
         o = r["overall"][cat]
         ref = [paper.PUBLISHED_OVERALLS[cat][paper.MODELS.index(m)] for m in reference]
-        rows.append(f"| **{title}** | {_overall_note(o)} | | **{_fmt(o['overall'], 2)}** | "
+        rows.append(f"| **{title}** | {_overall_note(o)} | | **{_fmt(o['overall'], 2)}** | | "
                     + " | ".join(_fmt(v, 2) for v in ref) + " |")
         if o["overall"] is not None and not o["complete"]:  # the paper's models over the same tasks
             same = [paper.overall({t: paper.paper_row(m)[t] for t in o["tasks"]}, cat)["overall"] for m in reference]
-            rows.append(f"| {title}, paper over the same tasks | {', '.join(o['tasks'])} | | | "
+            rows.append(f"| {title}, paper over the same tasks | {', '.join(o['tasks'])} | | | | "
                         + " | ".join(_fmt(v, 2) for v in same) + " |")
     rows += ["", "Overall = mean over the category's tasks that ran of score / the paper's normaliser. The paper's "
              "overalls average all six held-in / held-out tasks (four general); compare a partial overall with the "
              "'paper over the same tasks' row beneath it."]
     for key, why in r["stand_ins"].items():
         rows.append(f"Note: {why}.")
+    detailed = {k: d for k, d in r.get("details", {}).items() if d}
+    if detailed:
+        rows += ["", "## Details", ""]
+        for key, d in detailed.items():
+            rows.append(f"- **{key}**: " + "; ".join(f"{k} = {_detail(v)}" for k, v in d.items()))
     if r["errors"]:
         rows += ["", "## Error analysis (fraction of scored episodes)", "",
                  "| task | " + " | ".join(ERROR_KINDS) + " |", "|---|" + "---|" * len(ERROR_KINDS)]

@@ -1,18 +1,20 @@
 """`python -m agentlm.train --config configs/train/<name>.py [--config.key=value ...]`
 
-Without --config the embedded default (configs/train/tiny_cpu.py: a tiny Llama on the built-in conversations,
-a few minutes on a laptop CPU) runs. Any field can be overridden, e.g. `--config.train.steps=50
---config.run_dir=/tmp/run`. Re-running with the same run_dir resumes from its latest checkpoint.
+Without --config the built-in default (agentlm.train.builtin_config, shipped with the package: a tiny Llama on
+the built-in conversations, a few minutes on a laptop CPU) runs. Any field can be overridden, e.g.
+`--config.train.steps=50 --config.run_dir=/tmp/run`. Re-running with the same run_dir resumes from its latest
+checkpoint.
 """
 from __future__ import annotations
 
-import pathlib
 import sys
 
 from absl import app, logging
 from ml_collections import config_flags
 
-DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "train" / "tiny_cpu.py"
+from agentlm.train import builtin_config
+
+DEFAULT_CONFIG = builtin_config.__file__  # a module of the package: found wherever the package is installed
 _CONFIG = config_flags.DEFINE_config_file("config", str(DEFAULT_CONFIG), "trainer config file (ml_collections)",
                                           lock_config=True)
 

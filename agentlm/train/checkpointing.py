@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 
+import jax
 import orbax.checkpoint as ocp
 
 from agentlm import storage
@@ -36,6 +37,11 @@ class RunCheckpoints:
                                                                  meta=ocp.args.JsonRestore()))
         return out["state"], out["meta"]
 
+    def reached_preemption(self, step: int) -> bool:
+        """orbax's preemption sync point: True on every process at the one step where all of them should save
+        (JAX's coordination service caught a preemption notice); always False without that service."""
+        return self.manager.reached_preemption(step)
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 
@@ -60,8 +66,16 @@ def load_pretrained(path: str, cfg: LlamaConfig, mesh, rules):
     return params
 
 
+def jax_handles_preemption() -> bool:
+    """True when JAX's coordination service catches SIGTERM for this job (a multi-process jax.distributed job with
+    the preemption service on); orbax's `reached_preemption` then reports it and our own handler must stay off,
+    since installing one would replace JAX's."""
+    return jax.process_count() > 1 and bool(jax.config.jax_enable_preemption_service)
+
+
 class PreemptionFlag:
-    """Set by SIGTERM (what TPU preemption and most schedulers send first): the loop saves and exits cleanly."""
+    """Set by SIGTERM (what TPU preemption and most schedulers send first) in a job JAX does not watch (a single
+    process): the loop saves and exits cleanly."""
 
     def __init__(self):
         self.event = threading.Event()

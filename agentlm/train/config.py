@@ -10,12 +10,12 @@ import pathlib
 
 import ml_collections
 
-from agentlm import configfile, distributed, sharding, storage
+from agentlm import distributed, sharding, storage
+from agentlm.data import config as mixture_schema
 from agentlm.model import PRESETS, LlamaConfig
 
 SCHEDULES = ("cosine", "linear", "constant")
 DATA_SOURCES = ("synthetic", "mixture")
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 class ConfigError(ValueError):
@@ -53,8 +53,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.synthetic.alphabet = 64
     c.data.synthetic.min_len = 4
     c.data.synthetic.max_len = 12
-    # The eta mixture (configs/mixture/*.py layout, eta = data.mixture.eta) for source "mixture".
-    c.data.mixture = mixture_config("agenttuning")
+    # The eta mixture (agentlm.data.config's schema, as configs/mixture/*.py; eta = data.mixture.eta) for source
+    # "mixture": the paper's eta = 0.2 over the data_pipeline export and data/general/.
+    c.data.mixture = mixture_schema.default_config()
     c.data.eval_paths = []  # held-out AgentInstruct-schema files for the eval loss (mixture source)
 
     c.train = ml_collections.ConfigDict()
@@ -91,11 +92,6 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.distributed = distributed.default_config()
     return c
-
-
-def mixture_config(name: str) -> ml_collections.ConfigDict:
-    """configs/mixture/<name>.py's get_config()."""
-    return configfile.load_config_file(REPO_ROOT / "configs" / "mixture" / f"{name}.py")
 
 
 def _fail(field: str, value, why: str):

@@ -28,4 +28,8 @@ def get_config():
     # domain's held-out task templates; or a JSONL file of task instances.
     c.back_office.data_file = "builtin:test:50"
     c.triage.data_file = "builtin:test:50"
+    # Held-out tasks on their upstream data (docs/heldout_tasks.md), e.g. from ../shared:
+    #   --config.hotpotqa.data_file=DIR (AgentTuning's {easy,medium,hard}.jsonl) [--config.hotpotqa.prompt_dir=DIR/prompts]
+    #   --config.rewoo.data_file=DIR (ReWOO's data folder; DIR::sotu_qa,gsm8k picks sets) [--config.rewoo.judge_url=...]
+    #   --config.card_game.engine_source=DIR (AgentBench's card_game source; data_file std | dev | ext | games:N)
     return c

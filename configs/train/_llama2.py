@@ -9,7 +9,12 @@ then launch it on a pod with its run directory in a bucket (every host writes it
 or on every host by hand: `python -m agentlm.train --config ... --config.run_dir=gs://my-bucket/agentlm/runs/agentlm_7b`
 (docs/object_storage.md). init_from may be a gs:// model directory too.
 """
-from agentlm.train.config import default_config, mixture_config
+import pathlib
+
+from agentlm.configfile import load_config_file
+from agentlm.train.config import default_config
+
+_MIXTURES = pathlib.Path(__file__).resolve().parents[1] / "mixture"  # configs/mixture/ beside this file
 
 
 def llama2_config(size: str, lr: float, remat: str):
@@ -24,7 +29,7 @@ def llama2_config(size: str, lr: float, remat: str):
     c.mesh.data, c.mesh.fsdp, c.mesh.tensor = 1, -1, 1  # pure FSDP: every chip holds 1/N of weights and moments
 
     c.data.source = "mixture"
-    c.data.mixture = mixture_config("agenttuning")  # eta = 0.2, agent data + ShareGPT-layout general data
+    c.data.mixture = load_config_file(_MIXTURES / "agenttuning.py")  # eta = 0.2, agent data + ShareGPT-layout general data
     c.data.mixture.eta = 0.2
     c.data.mixture.tokenizer = f"{c.init_from}/tokenizer.model"
     c.data.global_batch_size = 64

@@ -10,7 +10,10 @@ extrapolates; fine-tuning adapts it).
 """
 import pathlib
 
-from agentlm.train.config import default_config, mixture_config
+from agentlm.configfile import load_config_file
+from agentlm.train.config import default_config
+
+_MIXTURES = pathlib.Path(__file__).resolve().parents[1] / "mixture"  # configs/mixture/ beside this file
 
 _SHARED = pathlib.Path(__file__).resolve().parents[2].parent / "shared"
 _AGENT = _SHARED / "data" / "agentinstruct"
@@ -26,7 +29,7 @@ def get_config():
     c.model.attention_impl = "causal_blocks"  # exact on packed rows; skips the masked upper half of attention
 
     c.data.source = "mixture"
-    c.data.mixture = mixture_config("agenttuning")
+    c.data.mixture = load_config_file(_MIXTURES / "agenttuning.py")
     c.data.mixture.name = "stories260k"
     c.data.mixture.eta = 0.2
     c.data.mixture.agent_paths = [str(_AGENT / f"{task}.parquet") for task in ("os", "db", "alfworld")]

@@ -140,3 +140,20 @@ def test_setup_failure_is_recorded_not_raised():
 
     eps = run_tasks(broken, ReplayAgent(["add"]), [task(0), task(1)], workers=2, progress=False)
     assert [e.outcome for e in eps] == [Outcome.ERROR] * 2 and "bwrap missing" in eps[0].info["error"]
+
+
+def test_agent_view_shows_the_agent_what_the_environment_chooses():
+    class LastTurnOnly(CounterEnv):
+        def agent_view(self, conversation):
+            return conversation[-1:]
+
+    seen = []
+
+    class Agent:
+        def act(self, conversation, task):
+            seen.append([m["value"] for m in conversation])
+            return ["add", "add", "done"][len(seen) - 1]
+
+    ep = run_episode(LastTurnOnly(), Agent(), task())
+    assert ep.outcome == Outcome.SUCCESS and len(ep.conversation) == 6  # the record keeps every turn
+    assert seen == [["reach 2"], ["n=1"], ["n=2"]]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from agentlm.envs import os_env
+from agentlm.envs import os_env, os_sandbox_root
 from agentlm.envs.base import Outcome, TaskUnscorable
 from agentlm.envs.loop import run_tasks, summarize
 from agentlm.envs.os_sandbox import Sandbox, SandboxError, SandboxLimits, bwrap_available
@@ -33,7 +33,11 @@ def test_oracle_passes_dev(tmp_path):
     failed = [(e.task_id, e.outcome.value, e.info) for e in eps if e.outcome != Outcome.SUCCESS]
     s = summarize(eps)
     assert s["success_rate"] >= 0.9, failed
-    assert s["unscorable"] == 0  # our own versions of the three item scripts ship in configs/envs/os_scripts
+    # our own versions of the three item scripts ship in agentlm/envs/os_scripts; without a root sandbox the
+    # items whose scripts create users (18, 19, 20, 24) are set apart, with the reason
+    root_items = set() if os_sandbox_root.root_problem() is None else {18, 19, 20, 24}
+    assert {int(e.task_id.rsplit("_", 1)[1]) for e in eps if e.outcome == Outcome.UNSCORABLE} == root_items
+    assert all("root sandbox unavailable" in e.info["unscorable"] for e in eps if e.outcome == Outcome.UNSCORABLE)
 
 
 def test_missing_scripts_are_unscorable():
@@ -110,8 +114,16 @@ def _digest(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
+ROOT_REASON = os_sandbox_root.root_problem()
+
+
 @needs_bwrap
-def test_sandbox_attacks_fail(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["plain", "root"])
+def test_sandbox_attacks_fail(tmp_path, monkeypatch, kind):
+    """The same attacks on both machines: the plain sandbox and the root-like one (uid 0 with 65536 ids)."""
+    if kind == "root" and ROOT_REASON:
+        pytest.skip(f"root sandbox unavailable: {ROOT_REASON}")
+    make = Sandbox if kind == "plain" else os_sandbox_root.RootSandbox
     secret = f"agentlm-secret-{os.getpid()}"
     secret_file = pathlib.Path("/root") / f".agentlm_test_secret_{os.getpid()}"
     outside = tmp_path / "outside.txt"
@@ -130,7 +142,7 @@ def test_sandbox_attacks_fail(tmp_path, monkeypatch):
             secret_file = None
         limits = SandboxLimits(command_timeout=4, processes=64, address_space=512 << 20, tmpfs_bytes=32 << 20,
                                memory_bytes=512 << 20)
-        with Sandbox(limits) as box:
+        with make(limits) as box:
             def run(cmd, **kw):
                 t = time.monotonic()
                 r = box.run(cmd, **kw)

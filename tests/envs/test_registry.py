@@ -22,8 +22,8 @@ def test_builtin_entries_groups_and_paper_rows():
     assert specs["back_office"].group == specs["triage"].group == "new_domain"
     assert paper.TASK_TO_PAPER["household"] == "ALFWorld" and "ALFWorld" in paper.STAND_INS["household"]
     assert paper.TASK_TO_PAPER["triage"] == "triage" and paper.TASK_TO_PAPER["mmlu"] == "MMLU"
-    with pytest.raises(ValueError, match="unknown environment 'webshop'.*registered: back_office"):
-        registry.get("webshop")
+    with pytest.raises(ValueError, match="unknown environment 'mind2web'.*registered: back_office"):
+        registry.get("mind2web")
 
 
 def test_every_metric_is_on_the_percent_scale_and_sets_unscorable_apart():
@@ -46,7 +46,7 @@ def test_options_sections_and_round_limits():
     section = spec.section_defaults()
     assert section["backend"] == "sqlite" and section["prompt_file"] == "" and section["mode"] == "label"
     assert {"data_file", "split", "limit", "max_rounds"} <= set(section)
-    assert spec.options_from({**section, "mode": "sql"}) == {**{k: section[k] for k in ("backend",
+    assert spec.options_from({**section, "mode": "sql"}) == {**{k: section[k] for k in ("backend", "strict_tables",
                                                              "statement_timeout", "backend_options")}, "mode": "sql"}
     assert spec.parse_option("statement_timeout", "2") == 2.0 and spec.parse_option("mode", "sql") == "sql"
     assert registry.get("os").parse_option("show_work", "yes") is True

@@ -89,11 +89,12 @@ def test_report_from_agent_run(tmp_path):
 
 
 def test_unknown_task_and_missing_data_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown environment 'webshop'"):
-        agent.parse_tasks("db,webshop")
-    config = _config(tmp_path, model="oracle", tasks="os")
-    with pytest.raises(ValueError, match=r"config.os.data_file"):
-        agent.run(config)
+    with pytest.raises(ValueError, match="unknown environment 'mind2web'"):
+        agent.parse_tasks("db,mind2web")
+    config = _config(tmp_path, model="oracle", tasks="os")  # no item file: reported as not run, with the reason
+    assert "config.os.data_file" in agent.run(config)["tasks"]["os"]["skipped"]
+    config.os.data_file = str(tmp_path / "missing.json")
+    assert "missing.json" in agent.run(config)["tasks"]["os"]["skipped"]
 
 
 def test_checkpoint_model_plays_db_in_process(tmp_path):

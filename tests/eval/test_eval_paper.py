@@ -35,8 +35,8 @@ def test_partial_category_is_mean_over_tasks_run_and_says_which():
 
 
 def test_unknown_names_are_rejected():
-    with pytest.raises(KeyError, match="webshop"):
-        paper.to_paper_names({"webshop": 1.0})
+    with pytest.raises(KeyError, match="mind2web"):
+        paper.to_paper_names({"mind2web": 1.0})
     with pytest.raises(KeyError, match="unknown paper model"):
         paper.paper_row("AgentLM-1B")
 

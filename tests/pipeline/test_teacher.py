@@ -5,7 +5,7 @@ import pytest
 
 from data_pipeline.accounting import Budget, Ledger
 from data_pipeline.cache import ResponseCache
-from data_pipeline.teacher import ContentFailure, TeacherClient, TeacherError, _retry_after_s
+from data_pipeline.teacher import ContentFailure, TeacherClient, TeacherError
 from data_pipeline.testing.fake_openai import FakeOpenAIServer
 
 HI = [{"from": "human", "value": "hi"}]
@@ -38,13 +38,6 @@ def test_retry_after_is_honoured_over_short_backoff():
         t = client(server, sleep=sleeps.append)
         t.chat(HI, stage="s")
     assert len(sleeps) == 1 and 2.5 <= sleeps[0] <= 2.5 * 1.1
-
-
-def test_retry_after_header_forms():
-    assert _retry_after_s({"retry-after": "3"}) == 3.0
-    assert _retry_after_s({"retry-after-ms": "250"}) == 0.25
-    assert 0 <= _retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) <= 0.0 + 1e-9
-    assert _retry_after_s({}) is None
 
 
 def test_content_failures_are_retried_then_recorded():

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from agentlm.envs.agents import ROLE, chat_completion
+from agentlm.api_retry import RetryPolicy, chat_completion
+from agentlm.envs.agents import ROLE
 from agentlm.envs.base import Message, Task
 from agentlm.envs.tools.domain import Domain, load_domain
 from agentlm.envs.tools.text_protocol import (OBSERVATION_TEMPLATE, FinalAnswer, FormatError, ToolCall,
@@ -117,8 +118,10 @@ class FunctionCallingAgent:
         client = client or openai.OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout,
                                          max_retries=0)
 
+        retry = RetryPolicy(max_retries=retries)
+
         def complete(messages: list[dict], tools: list[dict]) -> dict:
-            resp = chat_completion(client, retries, model=model, messages=messages, tools=tools,
+            resp = chat_completion(client, retry, model=model, messages=messages, tools=tools,
                                    temperature=temperature, max_tokens=max_tokens)
             return message_dict(resp.choices[0].message)
 
