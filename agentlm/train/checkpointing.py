@@ -19,7 +19,11 @@ from agentlm.model import LlamaConfig
 
 class RunCheckpoints:
     def __init__(self, run_dir, keep: int, async_save: bool):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
+        # A bucket has no atomic rename, so orbax writes a step in place and marks it with commit_success.txt; a run
+        # killed mid-save leaves an unmarked step there, which would block saving that step again. Cleaning
+        # unfinished steps at start-up removes them (on disk it removes orbax's *.orbax-checkpoint-tmp-* dirs).
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True,
+                                               cleanup_tmp_directories=True)
         self.manager = ocp.CheckpointManager(storage.path(run_dir) / "checkpoints", options=options,
                                              item_names=("state", "meta"))
 
