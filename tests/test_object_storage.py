@@ -112,7 +112,7 @@ def test_training_run_in_bucket_killed_resumed_loaded_exported(gcs, tmp_path):
     def finished():
         return sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit() and (p / "commit_success.txt").exists())
 
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while not (ckpts.exists() and finished()):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.monotonic() < deadline, "no checkpoint reached the bucket"
