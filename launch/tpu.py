@@ -20,9 +20,11 @@ Why a thin gcloud driver rather than a framework (xpk, Ray): every step is one v
   `mesh.data`): data parallelism across slices (DCN), fsdp/tensor inside each slice (ICI). This needs the
   mesh builder to lay `data` across slices (jax's create_hybrid_device_mesh when devices span several
   `slice_index` values); a plain row-major layout would put fsdp traffic on DCN.
-- Data and checkpoint paths are passed through untouched. On multi-host runs every host must see the same
-  run_dir (all processes write their shards of a checkpoint): a gs:// URL where the reader supports it (tfds,
-  orbax, tf.io), or a shared mount (gcsfuse, Filestore/NFS) — relative paths and /tmp are refused.
+- The run lives in a bucket: `--bucket gs://B` makes the run directory `gs://B/runs/<run_name>` (checkpoints,
+  model_config.json, metrics, TensorBoard; docs/object_storage.md), unless `--config.run_dir` is given. On
+  multi-host runs every host must see the same run_dir (all processes write their shards of a checkpoint), so a
+  multi-host launch needs `--bucket` or a run_dir on gs:// or a shared mount (gcsfuse, Filestore/NFS); relative
+  paths and /tmp are refused. Other data and checkpoint paths are passed through untouched.
 """
 from __future__ import annotations
 
@@ -165,6 +167,8 @@ class TpuLauncher:
         self.total_hosts = self.type.hosts * args.num_slices
         self.total_devices = self.type.devices * args.num_slices
         self.overrides = list(args.overrides)
+        if args.bucket and not any(o.startswith("--config.run_dir=") for o in self.overrides):
+            self.overrides.append(f"--config.run_dir={args.bucket.rstrip('/')}/runs/{args.run_name}")
         self._check_overrides()
 
     # common gcloud flags
@@ -186,6 +190,11 @@ class TpuLauncher:
             if not o.startswith("--config."):
                 raise ValueError(f"trainer override {o!r}: pass-through arguments after -- must be --config.key=value")
         if self.total_hosts > 1:
+            training = getattr(self.a, "action", "up") in ("up", "train")
+            if training and not any(o.startswith("--config.run_dir=") for o in self.overrides):
+                raise ValueError(f"a {self.total_hosts}-host run writes its checkpoints to one place every host sees: "
+                                 "pass --bucket gs://... (run_dir = <bucket>/runs/<run_name>) or "
+                                 "--config.run_dir=gs://... after --")
             for o in self.overrides:
                 key, _, value = o.partition("=")
                 shared = value.startswith("gs://") or (value.startswith("/") and not value.startswith("/tmp"))
@@ -424,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code_bucket", default=None, help="gs:// prefix to ship code through instead of scp")
     p.add_argument("--sync_exclude", default="models,data,logs,runs,eval_runs",
                    help="comma-separated top-level folders not shipped (weights and data belong on shared storage)")
-    p.add_argument("--run_name", default="train", help="names the log and pid files on the workers")
+    p.add_argument("--run_name", default="train", help="names the log and pid files on the workers (and the run "
+                                                       "directory under --bucket)")
+    p.add_argument("--bucket", default=None, help="gs:// prefix for the run: run_dir = <bucket>/runs/<run_name>")
     p.add_argument("--dcn_key", default="mesh.data",
                    help="trainer config key that receives --num_slices (data parallelism across slices)")
     p.add_argument("--internal_ip", action="store_true", help="ssh/scp over internal IPs (launching from GCE)")
@@ -443,6 +454,8 @@ def main(argv: list[str] | None = None, out=None) -> int:
         args.config = repo_relative(args.config)
     except ValueError as e:
         raise SystemExit(str(e))
+    if args.bucket and "://" not in args.bucket:
+        raise SystemExit(f"--bucket {args.bucket!r} must be a URL such as gs://my-bucket/agentlm")
     if args.code_bucket and not args.code_bucket.startswith("gs://"):
         raise SystemExit(f"--code_bucket {args.code_bucket!r} must be a gs:// URL")
     runner = DryRunner(out) if args.dry_run else Runner(out)

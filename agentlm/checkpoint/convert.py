@@ -19,7 +19,7 @@ import time
 
 import jax
 
-from agentlm import distributed, sharding
+from agentlm import distributed, sharding, storage
 from agentlm.checkpoint.convert_hf import load_hf, save_hf
 from agentlm.checkpoint.hf_io import CheckpointError, copy_tokenizer_files
 from agentlm.checkpoint.store import load, save
@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("hf-to-orbax", help="HF directory (config.json + safetensors) -> orbax model directory")
-    a.add_argument("--hf_dir", required=True, type=pathlib.Path)
-    a.add_argument("--out", required=True, type=pathlib.Path)
+    a.add_argument("--hf_dir", required=True, type=pathlib.Path, help="local HF directory")
+    a.add_argument("--out", required=True, type=storage.path, help="model directory: local path or gs:// URL")
     a.add_argument("--mesh", type=parse_mesh, default={"fsdp": -1},
                    help="mesh sizes, e.g. fsdp=-1 or data=1,fsdp=4,tensor=2 (default: all devices on fsdp)")
     a.add_argument("--param_dtype", default=None,
@@ -65,14 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(default: the parameter dtype)")
     a.add_argument("--overwrite", action="store_true", help="replace an existing --out/params")
     b = sub.add_parser("orbax-to-hf", help="orbax model or training-run directory -> HF directory")
-    b.add_argument("--ckpt", required=True, type=pathlib.Path)
-    b.add_argument("--out", required=True, type=pathlib.Path)
+    b.add_argument("--ckpt", required=True, type=storage.path,
+                   help="model or training-run directory: local path or gs:// URL")
+    b.add_argument("--out", required=True, type=storage.path, help="HF directory: local path or gs:// URL")
     b.add_argument("--step", type=int, default=None, help="training-run step (default: latest)")
     b.add_argument("--mesh", type=parse_mesh, default={"fsdp": -1}, help="mesh to restore onto while exporting")
     b.add_argument("--dtype", default=None, help="dtype of the written tensors (default: the stored one)")
     b.add_argument("--max_shard_size", type=parse_size, default=parse_size("5GB"),
                    help="split the safetensors into files of at most this size (default 5GB)")
-    b.add_argument("--tokenizer_dir", type=pathlib.Path, default=None,
+    b.add_argument("--tokenizer_dir", type=storage.path, default=None,
                    help="copy tokenizer files from here (default: the checkpoint directory, when it has them)")
     b.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     return parser
@@ -96,8 +97,9 @@ def main(argv=None) -> int:
             if stale and not args.overwrite:
                 raise FileExistsError(f"{args.out} already holds safetensors files; pass --overwrite")
             cfg, params = load(args.ckpt, mesh=mesh, step=args.step)
-            for path in stale:
-                path.unlink()
+            if jax.process_index() == 0:
+                for path in stale:
+                    path.unlink()
             out = save_hf(cfg, params, args.out, dtype=args.dtype, max_shard_bytes=args.max_shard_size)
             copied = copy_tokenizer_files(args.tokenizer_dir or args.ckpt, out)
     except (CheckpointError, FileExistsError, ValueError) as err:

@@ -17,7 +17,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import SingleDeviceSharding
 from tqdm import tqdm  # plain bars: tqdm.auto warns in notebooks without ipywidgets
 
-from agentlm import sharding
+from agentlm import sharding, storage
 from agentlm import model as model_lib
 from agentlm.checkpoint.hf_io import (CheckpointError, HFReader, read_hf_config, write_hf_dir)
 from agentlm.checkpoint.layout import get_path, set_path, tensor_maps
@@ -89,10 +89,10 @@ def check_params(cfg: LlamaConfig, params) -> None:
 
 
 def save_hf(cfg: LlamaConfig, params, out_dir: str | os.PathLike, dtype: str | None = None,
-            max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, progress: bool = True) -> pathlib.Path:
+            max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, progress: bool = True):
     """Writes a transformers-loadable directory. `dtype` defaults to the parameters' own dtype."""
     check_params(cfg, params)
-    out = pathlib.Path(out_dir)
+    out = storage.path(out_dir)
     by_name = {}
     specs = {}
     for tm in tensor_maps(cfg):

@@ -11,13 +11,13 @@ import json
 import math
 import os
 import pathlib
-import shutil
 
 import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy so safetensors can return it)
 import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import save as safetensors_bytes, save_file
 
+from agentlm import storage
 from agentlm.checkpoint.layout import IGNORED_SUFFIXES, expected_hf_shapes
 from agentlm.model.config import LlamaConfig
 
@@ -142,11 +142,13 @@ class HFReader:
                                   f"(corrupt or truncated file?): {err}") from None
 
 
-def copy_tokenizer_files(src: pathlib.Path, dst: pathlib.Path) -> list[str]:
+def copy_tokenizer_files(src, dst) -> list[str]:
+    """Copies the tokenizer files `src` has into `dst` (either may be a local path or a gs:// URL)."""
+    src, dst = storage.path(src), storage.path(dst)
     copied = []
     for fname in TOKENIZER_FILES:
         if (src / fname).is_file():
-            shutil.copyfile(src / fname, dst / fname)
+            (src / fname).copy(dst / fname, overwrite=True)
             copied.append(fname)
     return copied
 
@@ -170,7 +172,7 @@ def plan_shards(sizes: dict[str, int], max_shard_bytes: int) -> list[list[str]]:
     return shards
 
 
-def write_hf_dir(out_dir: pathlib.Path, cfg: LlamaConfig, tensor_specs: dict[str, tuple[tuple[int, ...], str]],
+def write_hf_dir(out_dir, cfg: LlamaConfig, tensor_specs: dict[str, tuple[tuple[int, ...], str]],
                  produce, max_shard_bytes: int, progress=None, write: bool = True) -> None:
     """Writes config.json and safetensors files, producing tensors one file at a time.
 
@@ -179,6 +181,8 @@ def write_hf_dir(out_dir: pathlib.Path, cfg: LlamaConfig, tensor_specs: dict[str
     With write=False (non-zero processes of a multi-host job) tensors are produced, so collective
     gathers stay in step, but nothing is written.
     """
+    remote = storage.is_remote(out_dir)
+    out_dir = storage.path(out_dir)
     dtypes = {d for _, d in tensor_specs.values()}
     torch_dtype = dtypes.pop() if len(dtypes) == 1 else "float32"
     if write:
@@ -196,7 +200,9 @@ def write_hf_dir(out_dir: pathlib.Path, cfg: LlamaConfig, tensor_specs: dict[str
             weight_map[name] = fname
             if progress is not None:
                 progress.update(1)
-        if write:
+        if write and remote:  # an object is written whole: serialise the shard in memory, then upload it
+            (out_dir / fname).write_bytes(safetensors_bytes(tensors, metadata={"format": "pt"}))
+        elif write:
             save_file(tensors, str(out_dir / fname), metadata={"format": "pt"})
         del tensors
     if not write:

@@ -11,14 +11,12 @@ checkpoint was written, which is what makes restoring onto another mesh shape wo
 from __future__ import annotations
 
 import os
-import pathlib
-import shutil
 
 import jax
 import orbax.checkpoint as ocp
 from flax import linen as nn
 
-from agentlm import sharding
+from agentlm import sharding, storage
 from agentlm import model as model_lib
 from agentlm.checkpoint.convert_hf import check_params, target_shardings
 from agentlm.checkpoint.hf_io import CheckpointError
@@ -38,15 +36,15 @@ def _flat(tree, prefix=()) -> dict[str, object]:
     return {"/".join(prefix): tree}
 
 
-def save(path: str | os.PathLike, cfg: LlamaConfig, params, overwrite: bool = False) -> pathlib.Path:
+def save(path: str | os.PathLike, cfg: LlamaConfig, params, overwrite: bool = False) -> storage.epath.Path:
     """Writes a model directory (model_config.json + params/). Works for params sharded on any mesh."""
     check_params(cfg, params)
-    path = pathlib.Path(path).absolute()
+    path = storage.path(path)
     if (path / PARAMS_DIR).exists():
         if not overwrite:
             raise FileExistsError(f"{path / PARAMS_DIR} already exists; pass overwrite=True to replace it")
         if jax.process_index() == 0:
-            shutil.rmtree(path / PARAMS_DIR)
+            (path / PARAMS_DIR).rmtree()
         ocp.multihost.sync_global_processes("agentlm_checkpoint_rm")
     if jax.process_index() == 0:
         path.mkdir(parents=True, exist_ok=True)
@@ -57,7 +55,7 @@ def save(path: str | os.PathLike, cfg: LlamaConfig, params, overwrite: bool = Fa
     return path
 
 
-def _checkpoint_tree_metadata(item_dir: pathlib.Path) -> dict:
+def _checkpoint_tree_metadata(item_dir) -> dict:
     try:
         meta = ocp.PyTreeCheckpointer().metadata(item_dir)
     except Exception as err:
@@ -75,7 +73,7 @@ def restore_params(item_dir: str | os.PathLike, cfg: LlamaConfig, mesh=None, rul
 
     Arrays come back in `cfg.param_dtype` (orbax casts when the stored dtype differs).
     """
-    item_dir = pathlib.Path(item_dir).absolute()
+    item_dir = storage.path(item_dir)
     meta = _checkpoint_tree_metadata(item_dir)
     if subtree is not None:
         if subtree not in meta:
@@ -105,8 +103,8 @@ def restore_params(item_dir: str | os.PathLike, cfg: LlamaConfig, mesh=None, rul
     return restored[subtree] if subtree is not None else restored
 
 
-def latest_step(run_dir: pathlib.Path) -> int:
-    ckpt_dir = run_dir / RUN_CHECKPOINTS_DIR
+def latest_step(run_dir) -> int:
+    ckpt_dir = storage.path(run_dir) / RUN_CHECKPOINTS_DIR
     steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit() and (p / "state").is_dir())
     if not steps:
         raise CheckpointError(f"{ckpt_dir}: no finished checkpoints (expected <step>/state directories)")
@@ -121,7 +119,7 @@ def load(path: str | os.PathLike, mesh=None, rules=sharding.DEFAULT_RULES, step:
     `sharding.make_mesh` to restore sharded. `config_overrides` changes numerics-only fields such as
     `dtype` or `remat_policy` (shape fields would be caught by the shape check).
     """
-    path = pathlib.Path(path).absolute()
+    path = storage.path(path)
     if not (path / CONFIG_NAME).is_file():
         hint = " (a Hugging Face directory? convert it with `python -m agentlm.checkpoint.convert hf-to-orbax`)" \
             if (path / "config.json").is_file() else ""

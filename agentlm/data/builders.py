@@ -37,7 +37,7 @@ def _keep_tensorflow_off_accelerators():
 
 _keep_tensorflow_off_accelerators()
 
-from agentlm import cache  # noqa: E402
+from agentlm import cache, storage  # noqa: E402
 from agentlm.data.validate import (DataValidationError, ValidationReport, expand_paths, split_name,
                                    validated_rows)
 
@@ -139,7 +139,10 @@ def _fingerprint(files: list[pathlib.Path], strict: bool, builder_cls) -> str:
     for f in files:
         try:
             st = f.stat()
-            h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+            if storage.is_remote(f):  # epath's stat: size and whole-second mtime of the object
+                h.update(f"{f}:{st.length}:{st.mtime}".encode())
+            else:
+                h.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
         except OSError:
             h.update(f"{f}:missing".encode())
     return h.hexdigest()[:16]

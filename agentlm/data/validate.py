@@ -19,10 +19,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import os
 import pathlib
 import re
 from typing import Any, Iterator
 
+from agentlm import storage
 from agentlm.data.images import IMAGE_SENTINEL, ImageError, flatten_parts
 from agentlm.data.template import ROLE_ALIASES
 
@@ -124,16 +126,22 @@ def split_name(path: pathlib.Path) -> str:
 
 
 def expand_paths(paths) -> list[pathlib.Path]:
-    """Files named directly, plus every supported file inside named directories (sorted, non-recursive)."""
-    if isinstance(paths, (str, pathlib.Path)):
+    """Files named directly, plus every supported file inside named directories (sorted, non-recursive).
+
+    Local paths come back as pathlib paths; bucket URLs (gs://...) as `storage.path`s, read the same way."""
+    if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = []
-    for p in map(lambda x: pathlib.Path(x).expanduser(), paths):
+    for p in map(_as_path, paths):
         if p.is_dir():
             files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix in SUPPORTED_SUFFIXES)
         else:
             files.append(p)      # missing files surface as unreadable_file during validation
     return files
+
+
+def _as_path(p):
+    return storage.path(p) if storage.is_remote(p) else pathlib.Path(p).expanduser()
 
 
 def _read_rows(path: pathlib.Path) -> Iterator[tuple[str, Any]]:
@@ -144,10 +152,12 @@ def _read_rows(path: pathlib.Path) -> Iterator[tuple[str, Any]]:
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for i, row in enumerate(pq.read_table(path).to_pylist()):
+        with path.open("rb") as fh:
+            table = pq.read_table(fh)
+        for i, row in enumerate(table.to_pylist()):
             yield f"row {i}", row
     elif suffix == ".jsonl":
-        with open(path, "rb") as fh:
+        with path.open("rb") as fh:
             row_index = 0
             for line_no, raw in enumerate(fh, 1):
                 if not raw.strip():

@@ -13,6 +13,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from agentlm import storage
+
 
 @dataclasses.dataclass(frozen=True)
 class VisionConfig:
@@ -48,7 +50,6 @@ class VisionConfig:
         if unknown:
             raise ValueError(f"unknown VisionConfig fields: {unknown}")
         return cls(**value)
-
 
 
 REMAT_POLICIES = ("none", "full", "save_dots", "save_qkv_attn", "save_attn_out", "minimal")
@@ -133,7 +134,7 @@ class LlamaConfig:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | pathlib.Path) -> None:
-        pathlib.Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        storage.path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_dict(cls, d: dict) -> "LlamaConfig":
@@ -145,7 +146,7 @@ class LlamaConfig:
 
     @classmethod
     def from_json(cls, path: str | pathlib.Path) -> "LlamaConfig":
-        return cls.from_dict(json.loads(pathlib.Path(path).read_text()))
+        return cls.from_dict(json.loads(storage.path(path).read_text()))
 
     # ---- Hugging Face config.json ---------------------------------------------------------------
     @classmethod

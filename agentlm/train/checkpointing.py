@@ -7,20 +7,24 @@ would pick up; `latest_step()` only ever sees finished ones.
 """
 from __future__ import annotations
 
-import pathlib
 import signal
 import threading
 
 import jax
 import orbax.checkpoint as ocp
 
+from agentlm import storage
 from agentlm.model import LlamaConfig
 
 
 class RunCheckpoints:
-    def __init__(self, run_dir: pathlib.Path, keep: int, async_save: bool):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
-        self.manager = ocp.CheckpointManager(pathlib.Path(run_dir).absolute() / "checkpoints", options=options,
+    def __init__(self, run_dir, keep: int, async_save: bool):
+        # A bucket has no atomic rename, so orbax writes a step in place and marks it with commit_success.txt; a run
+        # killed mid-save leaves an unmarked step there, which would block saving that step again. Cleaning
+        # unfinished steps at start-up removes them (on disk it removes orbax's *.orbax-checkpoint-tmp-* dirs).
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True,
+                                               cleanup_tmp_directories=True)
+        self.manager = ocp.CheckpointManager(storage.path(run_dir) / "checkpoints", options=options,
                                              item_names=("state", "meta"))
 
     def latest_step(self) -> int | None:

@@ -10,7 +10,7 @@ import pathlib
 
 import ml_collections
 
-from agentlm import distributed, sharding
+from agentlm import distributed, sharding, storage
 from agentlm.data import config as mixture_schema
 from agentlm.model import PRESETS, LlamaConfig
 
@@ -98,6 +98,10 @@ def _fail(field: str, value, why: str):
     raise ConfigError(f"config.{field}={value!r}: {why}")
 
 
+def _exists(p: str) -> bool:
+    return storage.path(p).exists() if storage.is_remote(p) else pathlib.Path(p).expanduser().exists()
+
+
 def model_config(config) -> LlamaConfig:
     """The LlamaConfig a run trains: architecture from init_from's model_config.json or the preset, numerics
     (dtype, param_dtype, remat, attention kernel) from the train config."""
@@ -107,7 +111,7 @@ def model_config(config) -> LlamaConfig:
     if config.model.max_position_embeddings > 0:
         numerics["max_position_embeddings"] = config.model.max_position_embeddings
     if config.init_from:
-        path = pathlib.Path(config.init_from) / "model_config.json"
+        path = storage.path(config.init_from) / "model_config.json"
         base = LlamaConfig.from_json(path)
     else:
         if config.model.preset not in PRESETS:
@@ -159,15 +163,15 @@ def validate(config, num_devices: int | None = None, num_processes: int = 1) -> 
     if d.source == "mixture":
         for field in ("agent_paths", "general_paths"):
             for p in d.mixture.get(field) or []:
-                if not pathlib.Path(p).expanduser().exists():
+                if not _exists(p):
                     _fail(f"data.mixture.{field}", list(d.mixture[field]), f"{p} does not exist")
         for p in d.eval_paths:
-            if not pathlib.Path(p).expanduser().exists():
+            if not _exists(p):
                 _fail("data.eval_paths", list(d.eval_paths), f"{p} does not exist")
         if d.mixture.tokenizer and not pathlib.Path(d.mixture.tokenizer).expanduser().exists():
             _fail("data.mixture.tokenizer", d.mixture.tokenizer, "does not exist")
     if config.init_from:
-        path = pathlib.Path(config.init_from)
+        path = storage.path(config.init_from)
         if not path.exists():
             _fail("init_from", config.init_from, "does not exist")
         if not (path / "model_config.json").exists():

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from agentlm import distributed, sharding
+from agentlm import distributed, sharding, storage
 from agentlm.train import checkpointing, hooks as hooks_lib, metrics as metrics_lib, step as step_lib
 from agentlm.train.config import validate
 from agentlm.train.data import make_sources, process_rows, to_global
@@ -77,7 +76,7 @@ class Run:
     eval_at_start: bool  # a baseline eval loss before the first step (fresh runs)
     checkpoint_hook: hooks_lib.CheckpointHook
     history: list
-    run_dir: pathlib.Path
+    run_dir: storage.epath.Path
     lead: bool
     closers: list  # called in order when the run ends, however it ends
 
@@ -145,7 +144,7 @@ def setup(config) -> Run:
     rows = process_rows(batch_sh["inputs"], global_batch, config.data.seq_len)
     train_source, eval_source = make_sources(config, cfg, rows)
 
-    run_dir = pathlib.Path(config.run_dir).absolute()
+    run_dir = storage.path(config.run_dir)
     if lead:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.to_json(run_dir / "model_config.json")

@@ -6,12 +6,12 @@ attention, with attention = 3L x 4BS^2 Hq D / 2 for causal masking. The 3 is for
 from __future__ import annotations
 
 import json
-import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 
+from agentlm import storage
 from agentlm.model import LlamaConfig
 
 
@@ -54,15 +54,18 @@ def total_peak_flops(peak_per_device: float) -> tuple[float, str]:
 
 
 class MetricWriter:
-    """JSONL (one object per logged step, appended across restarts) and optional TensorBoard, process 0 only."""
+    """JSONL (one object per logged step, appended across restarts) and optional TensorBoard, process 0 only.
 
-    def __init__(self, run_dir: pathlib.Path, tensorboard: bool, enabled: bool):
+    Both sinks accept a bucket URL: the JSONL through `storage.AppendLog`, TensorBoard through tensorboardX's own
+    gs:// writer (google-cloud-storage)."""
+
+    def __init__(self, run_dir, tensorboard: bool, enabled: bool):
         self.enabled = enabled
         self.jsonl = None
         self.tb = None
         if not enabled:
             return
-        self.jsonl = open(run_dir / "metrics.jsonl", "a")
+        self.jsonl = storage.AppendLog(storage.path(run_dir) / "metrics.jsonl")
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -73,7 +76,6 @@ class MetricWriter:
             return
         record = {"step": step, **{k: (float(v) if not isinstance(v, str) else v) for k, v in metrics.items()}}
         self.jsonl.write(json.dumps(record) + "\n")
-        self.jsonl.flush()
         if self.tb is not None:
             for k, v in record.items():
                 if k != "step" and not isinstance(v, str):

@@ -3,9 +3,11 @@
 AgentTuning fine-tuned Llama-2-chat on AgentInstruct + ShareGPT with eta = 0.2, batch 64, sequence 4096,
 lr 5e-5 (7B, 13B) or 1e-5 (70B). Prepare the base model first:
     python -m agentlm.checkpoint.convert hf-to-orbax --hf_dir <Llama-2-7b-chat-hf> --out models/llama2_7b_chat
-then run on every host of the pod (jax.distributed autodetects TPU pods):
-    python -m agentlm.train --config configs/train/llama2_7b.py --config.run_dir=/mnt/shared/runs/agentlm_7b
-run_dir must be one directory every host sees (NFS, gcsfuse): all processes write their shards of a checkpoint.
+then launch it on a pod with its run directory in a bucket (every host writes its shards of each checkpoint there):
+    python -m launch.tpu --tpu NAME --zone ZONE --type v5p-64 --config configs/train/llama2_7b.py \
+        --bucket gs://my-bucket/agentlm --run_name agentlm_7b
+or on every host by hand: `python -m agentlm.train --config ... --config.run_dir=gs://my-bucket/agentlm/runs/agentlm_7b`
+(docs/object_storage.md). init_from may be a gs:// model directory too.
 """
 import pathlib
 

@@ -115,7 +115,10 @@ def test_actions_stop_logs_delete():
 
 @pytest.mark.parametrize("argv, message", [
     (["--type", "v5p-128", "--", "--config.run_dir=runs/x"], "needs a location every host sees"),
-    (["--type", "v5p-128", "--", "--config.init_from=/tmp/llama"], "needs a location every host sees"),
+    (["--type", "v5p-128", "--", "--config.run_dir=gs://b/r", "--config.init_from=/tmp/llama"],
+     "needs a location every host sees"),
+    (["--type", "v5p-128"], "pass --bucket gs://"),
+    (["--type", "v5p-128", "--bucket", "my-bucket"], "must be a URL"),
     (["--type", "v5p-128", "--", "run_dir=x"], "must be --config.key=value"),
     (["--type", "v5p-12x"], "expected <generation>-<size>"),
     (["--type", "v5p-8", "--num_slices", "0"], "--num_slices must be >= 1"),
@@ -140,3 +143,16 @@ def test_unknown_trainer_field_is_flagged():
     script = dry_run("--tpu", "t", "--zone", "z", "--type", "v4-8", "--config", CONFIG, "--",
                      "--config.train.stepz=5")
     assert "WARNING" in script and "--config.train.stepz" in script
+
+
+def test_bucket_names_the_run_directory():
+    script = dry_run("--tpu", "big", "--zone", "z", "--type", "v5p-128", "--config", CONFIG, "--bucket",
+                     "gs://team-bucket/agentlm/", "--run_name", "agentlm_70b")
+    train = remote_command(ssh_lines(script, "big")[-1])
+    assert "--config.run_dir=gs://team-bucket/agentlm/runs/agentlm_70b" in train
+    assert "logs/agentlm_70b.log" in train
+    # an explicit run_dir wins over the bucket's default
+    script = dry_run("--tpu", "big", "--zone", "z", "--type", "v5p-128", "--config", CONFIG, "--bucket", "gs://b",
+                     "--", "--config.run_dir=gs://other/run")
+    train = remote_command(ssh_lines(script, "big")[-1])
+    assert "--config.run_dir=gs://other/run" in train and "gs://b/runs" not in train

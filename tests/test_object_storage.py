@@ -1,0 +1,180 @@
+"""Runs whose directories live in a bucket: a Cloud Storage emulator on loopback stands in for gs://.
+
+What a pod run does, in miniature: the trainer writes checkpoints, model_config.json and metrics to gs://, is
+killed, resumes from the bucket, is loaded in a fresh process (the notebook path) and exported to Hugging Face
+files in the bucket and on disk; two processes write one sharded checkpoint to the bucket; trajectory files are
+read from the bucket. TensorFlow's own GCS filesystem (tf.io.gfile) is the one client not exercised here.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gcs_emulator import BUCKET, running_emulator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--config.data.global_batch_size=8", "--config.data.seq_len=64", "--config.optimizer.warmup_steps=2",
+        "--config.log.every=1", "--config.log.progress=False", "--config.log.peak_flops_per_device=1e11",
+        "--config.log.eval_batches=0"]
+pytest.importorskip("gcp_storage_emulator", reason="the Cloud Storage emulator is a test-only dependency")
+
+
+@pytest.fixture(scope="module")
+def gcs(tmp_path_factory):
+    """Environment for child processes (and this one) with every storage client pointed at the emulator."""
+    saved = dict(os.environ)
+    with running_emulator() as env:
+        os.environ.update(env)
+        child = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1",
+                     JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
+                     JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+        yield child
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _run(cmd, env, timeout=300):
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line and "gcsfs" not in line]
+    assert proc.returncode == 0, (proc.stdout[-2000:], errors[:20], proc.stderr[-2000:])
+    return proc
+
+
+def _metrics(url) -> list[dict]:
+    from agentlm import storage
+
+    return [json.loads(line) for line in (storage.path(url) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_paths_and_append_log(gcs):
+    from agentlm import storage
+
+    assert storage.is_remote("gs://b/x") and not storage.is_remote("runs/x")
+    assert str(storage.path("gs://b/run") / "checkpoints") == "gs://b/run/checkpoints"
+    assert os.path.isabs(str(storage.path("runs/x")))
+    url = f"gs://{BUCKET}/logs/metrics.jsonl"
+    log = storage.AppendLog(url, min_interval_s=3600)
+    log.write("a\n")  # the first line goes up at once
+    log.write("b\n")  # held back by the interval
+    assert storage.path(url).read_text() == "a\n"
+    log.close()
+    again = storage.AppendLog(url)  # a restarted run appends after what is there
+    again.write("c\n")
+    again.close()
+    assert storage.path(url).read_text() == "a\nb\nc\n"
+    with pytest.raises(ValueError, match="must be a local path"):
+        storage.local_path(url, "--hf_dir")
+
+
+def test_model_directory_in_bucket_round_trips_and_exports(gcs, tmp_path):
+    import jax
+
+    from agentlm import model, storage
+    from agentlm.checkpoint import load, save
+    from agentlm.checkpoint.convert_hf import load_hf, save_hf
+    from test_model_parity import random_params
+
+    cfg = model.get_config("tiny")
+    params = random_params(cfg, seed=3)
+    url = f"gs://{BUCKET}/models/tiny"
+    save(url, cfg, params)
+    cfg2, params2 = load(url)
+    assert cfg2 == cfg
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    save_hf(cfg, params2, f"gs://{BUCKET}/hf/tiny", progress=False)
+    save_hf(cfg, params2, tmp_path / "hf", progress=False)
+    remote = storage.path(f"gs://{BUCKET}/hf/tiny")
+    assert (remote / "model.safetensors").read_bytes() == (tmp_path / "hf" / "model.safetensors").read_bytes()
+    assert json.loads((remote / "config.json").read_text()) == json.loads((tmp_path / "hf" / "config.json").read_text())
+    _, back = load_hf(tmp_path / "hf")
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow
+def test_training_run_in_bucket_killed_resumed_loaded_exported(gcs, tmp_path):
+    from agentlm import storage
+
+    url = f"gs://{BUCKET}/runs/tiny"
+    cmd = [sys.executable, "-m", "agentlm.train", f"--config.run_dir={url}", *FAST, "--config.train.steps=12",
+           "--config.checkpoint.every=4", "--config.log.tensorboard=True"]
+    # first attempt: killed without warning once a finished checkpoint is in the bucket (a preempted host, no
+    # SIGTERM); orbax marks a finished step with commit_success.txt since a bucket has no atomic rename
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=gcs, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpts = storage.path(url) / "checkpoints"
+
+    def finished():
+        return sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit() and (p / "commit_success.txt").exists())
+
+    deadline = time.monotonic() + 600
+    while not (ckpts.exists() and finished()):
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint reached the bucket"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = finished()[-1]
+    assert 4 <= first < 12
+    # and a step the killed run had begun but not finished (as a kill mid-save leaves it): it must not block the
+    # resumed run from saving that step
+    unfinished = ckpts / str(first + 4) / "state"
+    if not (ckpts / str(first + 4) / "commit_success.txt").exists():
+        unfinished.mkdir(parents=True, exist_ok=True)
+        (unfinished / "_METADATA").write_text("{half written")
+    out = _run(cmd, gcs).stdout
+    assert f"resumed from step {first}" in out, out[-2000:]
+    steps = sorted({r["step"] for r in _metrics(url) if "loss" in r})
+    assert steps[-1] == 12 and set(range(1, 13)) <= set(steps)
+    assert finished()[-1] == 12 and first + 4 in finished()
+    assert any((storage.path(url) / "tensorboard").iterdir())
+    assert json.loads((storage.path(url) / "model_config.json").read_text())["num_layers"] >= 1
+
+    # the notebook path, in a fresh process: load the run's latest step straight from the bucket
+    probe = ("from agentlm.checkpoint import load\nimport jax\n"
+             f"cfg, p = load({url!r})\nprint('PARAMS', sum(x.size for x in jax.tree.leaves(p)))\n")
+    assert "PARAMS" in _run([sys.executable, "-c", probe], gcs).stdout
+    # export the run to a bucket and to disk; the two must hold the same bytes
+    export = [sys.executable, "-m", "agentlm.checkpoint.convert", "orbax-to-hf", "--ckpt", url]
+    _run([*export, "--out", f"gs://{BUCKET}/export/tiny"], gcs)
+    _run([*export, "--out", str(tmp_path / "hf")], gcs)
+    remote = storage.path(f"gs://{BUCKET}/export/tiny/model.safetensors").read_bytes()
+    assert remote == (tmp_path / "hf" / "model.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_two_processes_write_one_checkpoint_to_the_bucket(gcs):
+    from agentlm import storage
+
+    url = f"gs://{BUCKET}/runs/two"
+    cmd = [sys.executable, "-m", "launch.local", "--num_processes", "2", "--devices_per_process", "2", "--timeout",
+           "300", "--", sys.executable, "-m", "agentlm.train", f"--config.run_dir={url}", *FAST,
+           "--config.train.steps=4", "--config.checkpoint.every=4", "--config.log.tensorboard=False",
+           "--config.mesh.data=2", "--config.mesh.fsdp=-1"]
+    out = _run(cmd, gcs, timeout=400).stdout
+    assert "[p0]" in out and "[p1]" in out
+    assert (storage.path(url) / "checkpoints" / "4" / "state").is_dir()
+    assert sorted(r["step"] for r in _metrics(url) if "loss" in r) == [1, 2, 3, 4]  # one writer: process 0
+    probe = f"from agentlm.checkpoint import load\ncfg, p = load({url!r})\nprint('OK', cfg.num_layers)\n"
+    assert "OK" in _run([sys.executable, "-c", probe], gcs).stdout
+
+
+def test_trajectory_files_are_read_from_the_bucket(gcs, tmp_path):
+    from agentlm import storage
+    from agentlm.data.validate import ValidationReport, expand_paths, validated_rows
+
+    rows = [{"id": f"r{i}", "conversations": [{"from": "human", "value": f"q{i}"},
+                                              {"from": "gpt", "value": f"a{i}"}]} for i in range(3)]
+    folder = storage.path(f"gs://{BUCKET}/data/agent")
+    (folder / "os.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "notes.txt").write_text("ignored: not a trajectory file\n")
+    files = expand_paths([str(folder)])
+    assert [f.name for f in files] == ["os.jsonl"]
+    report = ValidationReport()
+    got = list(validated_rows(files[0], True, report, "os"))
+    assert [r["id"] for r in got] == ["r0", "r1", "r2"]
