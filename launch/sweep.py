@@ -42,6 +42,7 @@ import sys
 import time
 import urllib.request
 
+from agentlm import storage
 from launch.sweep_report import before_after_table, collect_losses, collect_scores, markdown_table, summary_table, \
     write_results
 
@@ -350,7 +351,7 @@ class Sweep:
         print(table, file=self.log)
         (self.out_dir / "before_after.md").write_text(table + "\n")
         for seed in self.seeds:
-            run = pathlib.Path(self.run_dir(after, seed))
+            run = storage.path(self.run_dir(after, seed))  # local or in a bucket (gs://, tpu mode)
             if run.is_dir():
                 (run / "before_after.md").write_text(table + "\n")
 

@@ -16,6 +16,8 @@ import math
 import pathlib
 import statistics
 
+from agentlm import storage
+
 SCORE_COLUMNS = ("held_in", "held_out", "general")
 LOSS_COLUMNS = ("invalid_action_rate", "train_loss", "eval_loss")
 
@@ -75,7 +77,7 @@ def collect_scores(eval_dir: pathlib.Path, suites: dict | None = None) -> dict:
 def collect_losses(run_dir: str) -> dict:
     """Last logged train loss and eval loss from the trainer's metrics.jsonl (None when absent)."""
     out = {"train_loss": None, "eval_loss": None}
-    path = pathlib.Path(run_dir) / "metrics.jsonl"
+    path = storage.path(run_dir) / "metrics.jsonl"  # a run directory may be in a bucket (gs://)
     if not path.exists():
         return out
     for line in path.read_text().splitlines():

@@ -178,3 +178,28 @@ def test_trajectory_files_are_read_from_the_bucket(gcs, tmp_path):
     report = ValidationReport()
     got = list(validated_rows(files[0], True, report, "os"))
     assert [r["id"] for r in got] == ["r0", "r1", "r2"]
+
+
+def test_sweep_reads_and_annotates_runs_in_the_bucket(gcs, tmp_path):
+    """TPU-mode sweeps keep their runs in a bucket: the report reads each run's metrics there and writes the
+    before/after table next to the tuned run's checkpoints."""
+    from agentlm import storage
+    from agentlm.configfile import load_config_file
+    from launch import sweep
+    from launch.sweep_report import collect_losses
+
+    c = load_config_file(os.path.join(ROOT, "configs/sweep/ratio.py"))
+    c.etas, c.seeds, c.before_after = (0.0, 0.2), (0,), (0.0, 0.2)
+    c.out_dir = str(tmp_path / "sweep")
+    c.run_dir_template = f"gs://{BUCKET}/sweep/{{tag}}"
+    s = sweep.Sweep(c)
+    run = storage.path(s.run_dir(0.2))
+    assert str(run).startswith(f"gs://{BUCKET}/sweep/")
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.5}\n{"step": 1, "eval_loss": 2.75}\n')
+    assert collect_losses(str(run)) == {"train_loss": 2.5, "eval_loss": 2.75}
+    assert collect_losses(f"gs://{BUCKET}/sweep/never_ran") == {"train_loss": None, "eval_loss": None}
+    s.out_dir.mkdir(parents=True, exist_ok=True)
+    results = [{"eta": e, "seed": 0, "held_in": h, "held_out": 0.0, "general": 10.0, "units": "percent"}
+               for e, h in ((0.0, 0.0), (0.2, 30.0))]
+    s.write_before_after(results)
+    assert (run / "before_after.md").read_text() == (s.out_dir / "before_after.md").read_text()
