@@ -22,3 +22,16 @@ def iter_jsonl(path: str | pathlib.Path) -> Iterator[tuple[int, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
             yield n, row
+
+
+def parse_lines(text: str, where, error: type[Exception] = ValueError) -> list:
+    """The rows of JSON Lines text already read (blank lines skipped); a bad line raises `error` naming
+    `<where>:<line>`, so callers with their own error type keep it."""
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise error(f"{where}:{n}: not valid JSON ({e})") from None
+    return rows

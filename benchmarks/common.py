@@ -50,6 +50,14 @@ def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 
     return {k: sorted(v) for k, v in times.items()}
 
 
+def timed(label: str, fn, width: int = 60):
+    """Runs fn once and prints how long it took (the environment benchmarks time whole stages, not kernels)."""
+    start = time.perf_counter()
+    out = fn()
+    print(f"{label:{width}s} {time.perf_counter() - start:8.1f} s")
+    return out
+
+
 def median(xs) -> float:
     return statistics.median(xs)
 

@@ -9,18 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import sys
 import tempfile
-import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-
-def timed(label: str, fn):
-    start = time.perf_counter()
-    out = fn()
-    print(f"{label:55s} {time.perf_counter() - start:8.1f} s")
-    return out
+from common import timed  # noqa: E402  (common also puts the repository on sys.path)
 
 
 def main() -> None:

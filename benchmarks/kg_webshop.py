@@ -10,17 +10,10 @@ import argparse
 import pathlib
 import sys
 import tempfile
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def timed(label: str, fn):
-    start = time.perf_counter()
-    out = fn()
-    print(f"{label:60s} {time.perf_counter() - start:8.1f} s")
-    return out
+from common import timed  # noqa: E402
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from agentlm.envs.agents import n_agent_turns
 from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task, TaskUnscorable
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, episode_counts, scored_episodes
+from agentlm.jsonl import parse_lines
 
 MODIFYING = ("INSERT", "UPDATE", "DELETE")
 OBSERVATION_LIMIT = 800
@@ -126,13 +127,7 @@ def load_tasks(path: str | pathlib.Path, split: str = "dev") -> list[Task]:
             raise DBItemError(f"{path}: invalid JSON ({e})") from None
         items = items if isinstance(items, list) else [items]
     else:
-        items = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DBItemError(f"{path}:{n}: invalid JSON ({e})") from None
+        items = parse_lines(text, path, DBItemError)
     stem = re.sub(r"\W+", "_", path.stem)
     tasks = []
     for i, item in enumerate(items):

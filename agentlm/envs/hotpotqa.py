@@ -26,6 +26,7 @@ from agentlm.envs.base import Environment, Episode, Message, StepResult, Task
 from agentlm.envs.qa_metrics import exact_match, f1_score
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, episode_counts, scored_episodes
 from agentlm.envs.wiki_corpus import WikiBrowser, WikiCorpus, parse_wiki_action
+from agentlm.jsonl import parse_lines
 
 LEVELS = ("easy", "medium", "hard")
 INVALID = "Invalid Action. Valid Actions are Lookup[<topic>] Search[<topic>] and Finish[<answer>]."
@@ -72,14 +73,7 @@ def _read_rows(path: pathlib.Path) -> list[dict]:
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a JSON list of HotpotQA items")
         return rows
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e})") from e
-    return rows
+    return parse_lines(text, path)
 
 
 def _item(row: Any, where: str) -> dict:

@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 from agentlm.envs.base import Task
+from agentlm.jsonl import parse_lines
 
 BUILTIN_CHECK_NAMES = ("integer-match", "string-match", "size-match", "containing", "in")
 SCRIPTS_DIR_KEY = "_scripts_dir"  # set by load_tasks on items that come with AgentBench's scripts folder
@@ -123,14 +124,7 @@ def parse_item(item: Any, where: str) -> OSItem:
 def read_items(path: pathlib.Path) -> list:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        out = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise OSItemError(f"{path}:{n}: invalid JSON ({e})") from None
-        return out
+        return parse_lines(text, path, OSItemError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

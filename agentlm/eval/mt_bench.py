@@ -20,6 +20,7 @@ from typing import Iterable
 from tqdm.auto import tqdm
 
 from agentlm.api_retry import RetryPolicy, chat_completion
+from agentlm.jsonl import iter_jsonl
 from agentlm.eval.lm import EvalModel
 from agentlm.eval.records import RecordFile
 
@@ -29,15 +30,7 @@ _RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")
 
 
 def _read_jsonl(path: pathlib.Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({e})") from e
-    return rows
+    return [row for _, row in iter_jsonl(path)]
 
 
 def load_questions(path: str | pathlib.Path) -> list[dict]:
