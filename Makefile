@@ -10,7 +10,7 @@ DEBS := bubblewrap chromium chromium-driver sqlite3 sudo uidmap mmdebstrap g++ m
 # CI also installs what only slow tests need (the real MariaDB server of tests/envs/test_db.py).
 CI_DEBS := mariadb-server mariadb-client
 
-.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all ci demo mariadb card-game card-game-if-present clean
+.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all test-experiment ci demo mariadb card-game card-game-if-present clean
 
 install: debs venv os-rootfs card-game-if-present
 
@@ -50,14 +50,18 @@ test-slow:
 	$(BIN)/python -m pytest -q -m slow tests
 
 test-all:
-	$(BIN)/python -m pytest -q -m "slow or not slow" tests
+	$(BIN)/python -m pytest -q -m "not experiment" tests
+
+# The toy AgentTuning experiment end to end (tests/test_demo_e2e.py, ~40 min on 2 cores): too long for CI's budget
+test-experiment:
+	$(BIN)/python -m pytest -q -m experiment tests
 
 # What .ci/run does on a fresh clone: install everything, then every test, slow ones included. With CI=true a
 # skip fails unless tests/conftest.py's CI_MAY_SKIP accepts its reason; -rs lists those accepted, --durations
 # keeps the time per test in the log.
 ci:
 	$(MAKE) install DEBS="$(DEBS) $(CI_DEBS)"
-	CI=true $(BIN)/python -m pytest -q -m "slow or not slow" -rs --durations=25 tests
+	CI=true $(BIN)/python -m pytest -q -m "not experiment" -rs --durations=25 tests
 
 # The main job on the embedded default: the toy AgentTuning experiment end to end (configs/sweep/demo.py): toy
 # agent trajectories + word games + tokenizer -> the toy_2m Llama trained at eta = 0 and eta = 0.2 -> each served by

@@ -7,7 +7,7 @@ Reduced against the demo: three of the six families; training is the demo's own 
 action formats, and then the test could not tell a broken path from an undertrained model). The demo's measured
 scores are low (docs/toy_experiment.md: 5-10% per held-in family), so the test asserts what they robustly show:
 fewer invalid actions, a held-in family above the untuned model's score (0), and the model's SQL running in the
-environment. ~40 minutes on 2 busy cores, hence slow.
+environment. ~40 minutes on 2 busy cores, hence marked `experiment`: `make test-experiment` runs it; CI leaves it out.
 """
 import io
 import json
@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 HELD_IN = ("db_count", "os_count")
 
 
-@pytest.mark.slow
+@pytest.mark.experiment
 def test_tuned_model_beats_untuned_on_a_held_in_family_through_the_server(tmp_path, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # the stages run as a user's would
     c = load_config_file(ROOT / "configs/sweep/demo.py")
