@@ -30,12 +30,22 @@ def gcs(tmp_path_factory):
     saved = dict(os.environ)
     with running_emulator() as env:
         os.environ.update(env)
+        _reselect_epath_backend()
         child = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1",
                      JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
         yield child
     os.environ.clear()
     os.environ.update(saved)
+    _reselect_epath_backend()
+
+
+def _reselect_epath_backend():
+    """epath decides once per process whether gs:// goes through TensorFlow (cached): after an earlier test made
+    that choice, EPATH_USE_TF set by the fixture would be ignored and gs:// would go to the real googleapis.com."""
+    from etils.epath import gpath
+
+    getattr(gpath._is_tf_installed, "cache_clear", lambda: None)()
 
 
 def _run(cmd, env, timeout=300):
