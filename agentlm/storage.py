@@ -6,8 +6,8 @@ writes goes through `storage.path()` too, and code never splits URLs by hand.
 
 Object stores differ from a disk in one way that matters here: an object cannot be appended to. `AppendLog`
 hides that for the run's logs (metrics.jsonl): a local file is appended as usual; a remote one is rewritten
-whole, at most every `min_interval_s` and at close, so a preempted run loses at most that window of log lines
-(which the resumed run writes again, since it repeats the steps after its last checkpoint).
+whole, at most every `min_interval_s`, at every checkpoint (the trainer flushes it there) and at close. A preempted
+run so loses only lines after its last checkpoint, which the resumed run writes again as it repeats those steps.
 
 Backends: with TensorFlow installed, epath reads gs:// through tf.io.gfile; with `EPATH_USE_TF=false` it uses
 fsspec (gcsfs), which is what the tests point at a local Cloud Storage emulator (tests/gcs_emulator.py).

@@ -173,6 +173,7 @@ def setup(config) -> Run:
                 "rng": np.asarray(jax.random.key_data(jax.random.fold_in(base_key, step))).tolist(),
                 "config": json.loads(config.to_json_best_effort())}
         ckpts.save(step, state, meta)
+        writer.flush()  # metrics up to a checkpoint are kept with it (a bucket's log is uploaded in batches)
 
     evaluate_fn = None
     if eval_source is not None and config.log.eval_batches > 0:

@@ -82,6 +82,10 @@ class MetricWriter:
                     self.tb.add_scalar(k, v, step)
             self.tb.flush()
 
+    def flush(self) -> None:
+        if self.jsonl is not None:
+            self.jsonl.flush()
+
     def close(self) -> None:
         if self.jsonl is not None:
             self.jsonl.close()

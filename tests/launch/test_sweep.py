@@ -165,7 +165,8 @@ def test_real_two_point_sweep_then_rerun_skips(tmp_path, monkeypatch):
     c.etas, c.seeds = (0.2, 1.0), (0,)
     c.data.steps[0] += " --config.sources.toy_db.n=6 --config.sources.toy_os.n=4"
     c.data.steps[1] = c.data.steps[1].replace("--n 20", "--n 2")
-    c.train.overrides = ["--config.train.steps=12", "--config.checkpoint.every=12", "--config.data.global_batch_size=4"]
+    c.train.overrides = ["--config.train.steps=12", "--config.optimizer.warmup_steps=2", "--config.checkpoint.every=12",
+                         "--config.data.global_batch_size=4"]
     first = sweep.Sweep(c, out=io.StringIO()).run()
     assert [r["eta"] for r in first] == [0.2, 1.0]
     for r in first:
