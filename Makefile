@@ -12,7 +12,7 @@ CI_DEBS := mariadb-server mariadb-client
 # On CI (CI set, as .ci/run runs): MariaDB too, so its tests run instead of skipping
 DEBS += $(if $(CI),$(CI_DEBS))
 
-.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all test-experiment ci demo mariadb card-game card-game-if-present clean
+.PHONY: install debs venv os-rootfs sandbox-check test test-slow test-all test-experiment test-gcs ci demo mariadb card-game card-game-if-present clean
 
 install: debs venv os-rootfs card-game-if-present
 
@@ -47,7 +47,7 @@ sandbox-check: venv
 
 # With CI set, `make test` is CI's scope: default and slow tests (all but `experiment`), accepted skips listed (-rs)
 # and a skip whose reason tests/conftest.py's CI_MAY_SKIP does not accept failing; --durations keeps times in the log.
-TEST_SCOPE := $(if $(CI),-m "not experiment" -rs --durations=25)
+TEST_SCOPE := $(if $(CI),-m "not experiment and not gcs_orbax" -rs --durations=25)
 test:
 	$(BIN)/python -m pytest -q $(TEST_SCOPE) tests
 
@@ -55,7 +55,11 @@ test-slow:
 	$(BIN)/python -m pytest -q -m slow tests
 
 test-all:
-	$(BIN)/python -m pytest -q -m "not experiment" tests
+	$(BIN)/python -m pytest -q -m "not experiment and not gcs_orbax" tests
+
+# Orbax checkpoints of whole runs in the Cloud Storage emulator (tests/test_object_storage.py says why not in CI)
+test-gcs:
+	$(BIN)/python -m pytest -q -m gcs_orbax tests/test_object_storage.py
 
 # The toy AgentTuning experiment end to end (tests/test_demo_e2e.py, ~40 min on 2 cores): too long for CI's budget
 test-experiment:

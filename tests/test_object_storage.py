@@ -4,6 +4,11 @@ What a pod run does, in miniature: the trainer writes checkpoints, model_config.
 killed, resumes from the bucket, is loaded in a fresh process (the notebook path) and exported to Hugging Face
 files in the bucket and on disk; two processes write one sharded checkpoint to the bucket; trajectory files are
 read from the bucket. TensorFlow's own GCS filesystem (tf.io.gfile) is the one client not exercised here.
+
+The tests that write orbax checkpoints into the emulator are marked `gcs_orbax` and run by `make test-gcs`, not by
+`make test` or CI: the emulator does not implement Cloud Storage's conditional writes (ifGenerationMatch), which
+tensorstore's OCDBT manifest relies on, and tensorstore intermittently refuses its replies ("Malformed
+StorageGeneration"). The rest (paths, the metrics log, trajectory files, the sweep) run everywhere.
 """
 import json
 import os
@@ -81,6 +86,7 @@ def test_paths_and_append_log(gcs):
         storage.local_path(url, "--hf_dir")
 
 
+@pytest.mark.gcs_orbax
 def test_model_directory_in_bucket_round_trips_and_exports(gcs, tmp_path):
     import jax
 
@@ -107,7 +113,7 @@ def test_model_directory_in_bucket_round_trips_and_exports(gcs, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.slow
+@pytest.mark.gcs_orbax
 def test_training_run_in_bucket_killed_resumed_loaded_exported(gcs, tmp_path):
     from agentlm import storage
 
@@ -160,7 +166,7 @@ def test_training_run_in_bucket_killed_resumed_loaded_exported(gcs, tmp_path):
     assert remote == (tmp_path / "hf" / "model.safetensors").read_bytes()
 
 
-@pytest.mark.slow
+@pytest.mark.gcs_orbax
 def test_two_processes_write_one_checkpoint_to_the_bucket(gcs):
     from agentlm import storage
 
