@@ -35,3 +35,16 @@ def parse_lines(text: str, where, error: type[Exception] = ValueError) -> list:
             except json.JSONDecodeError as e:
                 raise error(f"{where}:{n}: not valid JSON ({e})") from None
     return rows
+
+
+def read_json(path: str | pathlib.Path, kind: type = object):
+    """A whole-file JSON document whose top level must be `kind` (list or dict); errors name the file."""
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+    if not isinstance(data, kind):
+        raise ValueError(f"{path}: expected a JSON {'list' if kind is list else 'object'} at the top level, "
+                         f"got {type(data).__name__}")
+    return data

@@ -15,7 +15,6 @@ schema comes from `ontology_dir` (default: `ontology/` beside the item file).
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import re
 import threading
@@ -25,6 +24,7 @@ from agentlm.envs.agents import n_agent_turns
 from agentlm.envs.base import Environment, Episode, Message, StepResult, Task, TaskUnscorable
 from agentlm.envs.kg import sparql
 from agentlm.envs.kg.local_graph import ACTION, MID, build_graph, gold_answer
+from agentlm.jsonl import read_json
 from agentlm.envs.kg.ontology import Ontology, load_ontology
 from agentlm.envs.prompts import PromptScaffold, default_scaffold, load_scaffold
 from agentlm.envs.spec import scored_episodes
@@ -57,12 +57,7 @@ _GRAPHS_LOCK = threading.Lock()
 def read_items(path: str | pathlib.Path) -> list[dict[str, Any]]:
     """AgentBench KG items; a malformed one is named with its index and field."""
     p = pathlib.Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not JSON ({e})") from None
-    if not isinstance(data, list):
-        raise ValueError(f"{p}: expected a JSON list of KG items")
+    data = read_json(p, list)
     for i, item in enumerate(data):
         for field, kind in (("question", str), ("entities", dict), ("actions", list), ("answer", list)):
             if not isinstance(item.get(field), kind):

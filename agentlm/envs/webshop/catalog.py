@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import pathlib
 import random
 import re
 from typing import Any
+
+from agentlm.jsonl import read_json
 
 PRODUCT_FILES = ("items_shuffle_1000.json", "items_shuffle.json")
 ATTRIBUTE_FILES = ("items_ins_v2_1000.json", "items_ins_v2.json")
@@ -104,16 +105,6 @@ def _bullets(raw: Any) -> list[str]:
     return [str(b) for b in raw] if isinstance(raw, list) else []
 
 
-def _read_json(path: pathlib.Path, kind: type) -> Any:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e})") from None
-    if not isinstance(data, kind):
-        raise ValueError(f"{path}: expected a JSON {'list' if kind is list else 'object'} at the top level")
-    return data
-
-
 def find_file(data_dir: pathlib.Path, name: str, candidates: tuple[str, ...], required: bool) -> pathlib.Path | None:
     """`name` in data_dir if given, else the first of WebShop's usual names present."""
     for n in ([name] if name else list(candidates)):
@@ -127,7 +118,7 @@ def find_file(data_dir: pathlib.Path, name: str, candidates: tuple[str, ...], re
 
 def load_products(path: pathlib.Path, attributes: dict[str, Any], rng: random.Random) -> list[Product]:
     products, seen = [], set()
-    for i, raw in enumerate(_read_json(path, list)):
+    for i, raw in enumerate(read_json(path, list)):
         where = f"{path} product {i}"
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: not an object")
@@ -207,9 +198,9 @@ def load_catalog(data_dir: str, products: str = "", attributes: str = "", goals:
                                 "needed; see docs/envs/webshop.md)")
     rng = random.Random(price_seed)
     attr_path = None if attributes == "-" else find_file(d, attributes, ATTRIBUTE_FILES, required=False)
-    attrs = _read_json(attr_path, dict) if attr_path else {}
+    attrs = read_json(attr_path, dict) if attr_path else {}
     product_path = find_file(d, products, PRODUCT_FILES, required=True)
     items = load_products(product_path, attrs, rng)
     goal_path = find_file(d, goals, (GOAL_FILE,), required=True)
-    built = build_goals(items, _read_json(goal_path, dict), rng, str(goal_path))
+    built = build_goals(items, read_json(goal_path, dict), rng, str(goal_path))
     return Catalog({p.asin: p for p in items}, built, str(d))
