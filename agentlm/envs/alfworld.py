@@ -34,12 +34,16 @@ import json
 import os
 import pathlib
 import re
-import threading
 from typing import Any, Sequence
 
 from agentlm.envs.agents import n_agent_turns
 from agentlm.envs.alfworld_files import TASK_TYPES, game_data
 from agentlm.envs.base import Environment, Episode, Message, Outcome, StepResult, Task
+# TextWorld's PDDL backend (its grammar parser, Fast Downward's translator) keeps module-level state: two threads
+# loading or stepping games at once fail ("pop from empty list"). Every game call takes the process-wide TextWorld
+# lock the household games take too, so the two kinds of game cannot race each other in one evaluation; episodes
+# still overlap in the agent's turns, which is where a model spends its time.
+from agentlm.envs.household_games import TEXTWORLD_LOCK
 from agentlm.envs.prompts import PromptScaffold, load_scaffold
 from agentlm.envs.spec import ActionFormat, EnvSpec, Metric, scored_episodes, success_rate
 
@@ -48,10 +52,6 @@ EXAMPLE_PREFIX = "Here is one example.\n"
 TASK_PREFIX = "Here is your task. "
 BLEU_LIMIT = 0.01
 REPEAT_WINDOW = 3
-# TextWorld's PDDL backend (its grammar parser, Fast Downward's translator) keeps module-level state: two threads
-# loading or stepping games at once fail ("pop from empty list"). Every game call of this process takes this lock;
-# episodes still overlap in the agent's turns, which is where a model spends its time.
-_GAME_LOCK = threading.RLock()
 
 INSTRUCTION = """You act in a household to complete a task. First you are told what the room holds and what the
 goal is; then, one turn at a time, you reply with one action and I tell you what happened. Reply either with a
@@ -156,7 +156,7 @@ class ALFWorldEnv(Environment):
 
     def reset(self, task: Task) -> list[Message]:
         data = game_data(task, self.data_path, self.logic_dir)
-        with _GAME_LOCK:
+        with TEXTWORLD_LOCK:
             if self.game is None:
                 self.game = start_game(data)
             else:  # one backend (and one copy of the planner library) for all of this environment's episodes
@@ -172,7 +172,7 @@ class ALFWorldEnv(Environment):
         if command is None:
             return StepResult("", 0.0, True, {"invalid": True, "won": False}, invalid=True)
         command = choose_command(command, self.admissible)
-        with _GAME_LOCK:
+        with TEXTWORLD_LOCK:
             state, _, _ = self.game.step(command)
         self.admissible = list(state["admissible_commands"] or [])
         self.replies.append(action)
@@ -192,7 +192,7 @@ class ALFWorldEnv(Environment):
         # TextWorld keeps each backend's copy of the planner library loaded (unloading one and loading another
         # crashes the process), which is why one backend serves all of an environment's episodes
         if self.game is not None:
-            with _GAME_LOCK:
+            with TEXTWORLD_LOCK:
                 self.game.close()
             self.game = None
 
