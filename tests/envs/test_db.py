@@ -1,7 +1,5 @@
 """DB environment: gold statements against dbbench dev, scoring semantics, and the SQL sandbox."""
 import json
-import os
-import shutil
 
 import pytest
 
@@ -10,6 +8,7 @@ from agentlm.envs.base import Outcome, Task
 from agentlm.envs.db_sqlite import SQLiteDB, concat_ws, mysql_table_hash
 from agentlm.envs.loop import run_tasks, summarize
 from tests.conftest import shared_path
+from tests.envs.mariadb_server import running_mariadb
 
 # Where a dev item's gold SQL cannot give its label, and why (the label comes from the source dataset, the SQL
 # was written afterwards). Checked against both backends: the same items fail for the same reasons on MariaDB.
@@ -73,23 +72,13 @@ def test_gold_statements_sqlite():
 
 @pytest.mark.slow
 def test_gold_statements_mariadb(tmp_path_factory):
-    from agentlm.envs.mariadb import MariaDBServer
-    if not shutil.which("mariadb-install-db") and not os.environ.get("CI"):
-        pytest.skip("mariadb-server is not installed (make mariadb)")
-    datadir = os.environ.get("AGENTLM_MARIADB_DIR") or str(tmp_path_factory.mktemp("mariadb"))
-    server = MariaDBServer(datadir, port=33071)
-    started = not server.running()
-    server.start()
-    try:
+    with running_mariadb(tmp_path_factory, port=33071) as (_, datadir):
         tasks = _items()
         _assert_gold(tasks, "mariadb", datadir=datadir, port=33071)
         opts = {"datadir": datadir, "port": 33071}
         eps = run_tasks(lambda: db.DBEnv(backend="mariadb", backend_options=opts), db.DBOracle(), tasks[16:26],
                         workers=2, progress=False)
         assert all(e.outcome == Outcome.SUCCESS for e in eps), [(e.task_id, e.info) for e in eps]
-    finally:
-        if started:
-            server.stop()
 
 
 def test_oracle_full_score_through_loop(tmp_path):

@@ -6,8 +6,6 @@ stopped `load_tasks` with DBItemError, the digit-leading identifier failed on SQ
 the case-duplicate table crashed the episode, and every file's ids came out as db_dev_<n>.
 """
 import json
-import os
-import shutil
 
 import pytest
 
@@ -16,6 +14,7 @@ from agentlm.envs.base import Outcome
 from agentlm.envs.db_sqlite import mysql_table_hash
 from agentlm.envs.loop import run_tasks
 from agentlm.envs.run import main as run_main
+from tests.envs.mariadb_server import running_mariadb
 
 
 def _item(name="scores", columns=("Name", "Score"), rows=(("ann", "3"), ("bob", "5")), kind="counting",
@@ -120,14 +119,7 @@ def test_summary_json_counts_table_problems(tmp_path):
 def test_mariadb_agrees(tmp_path_factory):
     """MariaDB itself refuses the case-duplicate table (1060) and takes the digit-leading name unquoted; the same
     items play as on SQLite."""
-    from agentlm.envs.mariadb import MariaDBServer
-    if not shutil.which("mariadb-install-db") and not os.environ.get("CI"):
-        pytest.skip("mariadb-server is not installed (make mariadb)")
-    datadir = os.environ.get("AGENTLM_MARIADB_DIR") or str(tmp_path_factory.mktemp("mariadb"))
-    server = MariaDBServer(datadir, port=33072)
-    started = not server.running()
-    server.start()
-    try:
+    with running_mariadb(tmp_path_factory, port=33072) as (server, datadir):
         conn = server.connect()
         with conn.cursor() as cur:
             cur.execute("CREATE DATABASE IF NOT EXISTS probe")
@@ -142,6 +134,3 @@ def test_mariadb_agrees(tmp_path_factory):
                         progress=False)
         assert [e.outcome for e in eps] == [Outcome.SUCCESS, Outcome.SUCCESS, Outcome.UNSCORABLE, Outcome.SUCCESS,
                                             Outcome.SUCCESS], [(e.task_id, e.info) for e in eps]
-    finally:
-        if started:
-            server.stop()
