@@ -15,6 +15,7 @@ fsspec (gcsfs), which is what the tests point at a local Cloud Storage emulator 
 from __future__ import annotations
 
 import os
+import pathlib
 import time
 
 from etils import epath
@@ -37,8 +38,6 @@ def path(p: PathLike) -> epath.Path:
 
 def local_path(p: PathLike, what: str):
     """`p` as a local pathlib path, or a clear error for a URL where a library can only read local files."""
-    import pathlib
-
     if is_remote(p):
         raise ValueError(f"{what}={os.fspath(p)!r}: must be a local path here (copy it to local disk first, e.g. "
                          f"`gsutil -m cp -r`)")

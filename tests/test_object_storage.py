@@ -86,6 +86,13 @@ def test_paths_and_append_log(gcs):
         storage.local_path(url, "--hf_dir")
 
 
+def test_hf_import_from_a_bucket_is_refused_by_name(tmp_path, capsys):
+    from agentlm.checkpoint import convert
+
+    assert convert.main(["hf-to-orbax", "--hf_dir", "gs://b/llama", "--out", str(tmp_path / "m")]) == 1
+    assert "--hf_dir='gs://b/llama': must be a local path" in capsys.readouterr().err
+
+
 @pytest.mark.gcs_orbax
 def test_model_directory_in_bucket_round_trips_and_exports(gcs, tmp_path):
     import jax

@@ -12,7 +12,6 @@ Tokenizer files found next to the input are copied to the output.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import re
 import sys
 import time
@@ -54,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("hf-to-orbax", help="HF directory (config.json + safetensors) -> orbax model directory")
-    a.add_argument("--hf_dir", required=True, type=pathlib.Path, help="local HF directory")
+    a.add_argument("--hf_dir", required=True, help="local HF directory (safetensors are memory-mapped)")
     a.add_argument("--out", required=True, type=storage.path, help="model directory: local path or gs:// URL")
     a.add_argument("--mesh", type=parse_mesh, default={"fsdp": -1},
                    help="mesh sizes, e.g. fsdp=-1 or data=1,fsdp=4,tensor=2 (default: all devices on fsdp)")
@@ -89,9 +88,10 @@ def main(argv=None) -> int:
     try:
         mesh = sharding.make_mesh(args.mesh)
         if args.command == "hf-to-orbax":
-            cfg, params = load_hf(args.hf_dir, mesh=mesh, param_dtype=args.param_dtype, dtype=args.dtype)
+            hf_dir = storage.local_path(args.hf_dir, "--hf_dir")
+            cfg, params = load_hf(hf_dir, mesh=mesh, param_dtype=args.param_dtype, dtype=args.dtype)
             out = save(args.out, cfg, params, overwrite=args.overwrite)
-            copied = copy_tokenizer_files(args.hf_dir, out)
+            copied = copy_tokenizer_files(hf_dir, out)
         else:
             stale = sorted(args.out.glob("*.safetensors")) if args.out.exists() else []
             if stale and not args.overwrite:
