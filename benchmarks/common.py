@@ -62,36 +62,34 @@ def median(xs) -> float:
     return statistics.median(xs)
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """FLOP/s of an n^3 f32 matmul in jax and in torch, interleaved; the best of each (a practical peak)."""
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype: str = "float32") -> dict[str, float]:
+    """FLOP/s of an n^3 matmul in jax and in torch, interleaved; the best of each (a practical peak).
+
+    bfloat16 inputs accumulate in float32 on both sides (jax: preferred_element_type), as the model's dots do.
+    """
     import jax
     import jax.numpy as jnp
     import numpy as np
     import torch
 
     a_np = np.random.default_rng(0).standard_normal((n, n), np.float32)
-    a_jax = jnp.asarray(a_np)
-    mm = jax.jit(lambda x: x @ x)
-    a_t = torch.from_numpy(a_np)
+    a_jax = jnp.asarray(a_np, dtype)
+    mm = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
+    a_t = torch.from_numpy(a_np).to(getattr(torch, dtype))
     times = interleaved({"jax": lambda: mm(a_jax).block_until_ready(), "torch": lambda: torch.mm(a_t, a_t)},
-                        repeats, warmup=1, desc="matmul peak")
+                        repeats, warmup=1, desc=f"matmul peak {dtype}")
     return {k: 2 * n ** 3 / v[0] for k, v in times.items()}
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from agentlm import cpu_tuning
+
+    info = cpu_tuning.detect()
     try:
         load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         load = "?"
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "load(1,5,15m)": load}
+    return {"nproc": str(info.nproc), "cpu": info.model, "kind": info.kind, "isa": info.isa, "load(1,5,15m)": load}
 
 
 def versions() -> dict[str, str]:
@@ -109,6 +107,13 @@ def print_header(title: str) -> None:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine().items()))
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
     print("XLA_FLAGS: " + os.environ.get("XLA_FLAGS", "(unset)"))
+
+
+def apply_cpu_tuning() -> None:
+    """The benchmarks run with the settings a user's run gets (agentlm.cpu_tuning), before jax starts its backend."""
+    from agentlm import cpu_tuning
+
+    print(cpu_tuning.apply())
 
 
 def table(header: list[str], rows: list[list]) -> str:

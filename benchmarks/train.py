@@ -3,13 +3,18 @@
     python benchmarks/train.py                                  # bench_20m and bench_58m, batch 8 x 512
     python benchmarks/train.py --presets tiny --batch 2 --seq 64 --steps 1 --warmup 1   # smoke size
 
-Both sides train the same architecture (random init), fp32, batch x seq tokens per step, every token trained,
+Both sides train the same architecture (random init), batch x seq tokens per step, every token trained,
 AdamW (lr 3e-4, betas 0.9/0.95, weight decay 0.1, global-norm clip 1.0). agentlm runs the trainer's own step
 (`agentlm.train.step.jit_train_step` on a one-device mesh, state donated) fed from host numpy batches as the
 loop feeds it; torch runs forward, loss.backward(), clip, optimizer.step(), zero_grad. Steps alternate
 (agentlm, torch, agentlm, ...) and medians are compared. FLOPs per step follow ../shared/DESIGN.md section 7
 (agentlm.train.metrics.flops_per_step); MFU divides by the best 2048^3 f32 matmul (jax or torch, whichever
 is faster) measured in this run.
+
+Precision (`--dtypes`): float32 runs both sides in fp32. bfloat16 is mixed precision as the paper trains: fp32
+master weights and optimizer state on both sides, matmuls in bf16 -- agentlm with `model.dtype=bfloat16`
+(param_dtype float32, loss and softmax in fp32), torch under `torch.autocast("cpu", dtype=torch.bfloat16)`. MFU
+of a bf16 row is against the bf16 matmul peak of the same run.
 
 agentlm runs with its CPU training settings by default (the choices measured in benchmarks/RESULTS.md):
 causal_blocks attention in 128-row blocks, the chunked cross-entropy head (64 positions per row per block) and
@@ -20,10 +25,10 @@ from __future__ import annotations
 import argparse
 
 import common  # noqa: F401  (sys.path / env set-up before jax is imported)
-from common import configure_threads, hf_llama, interleaved, matmul_peak, median, print_header, table
+from common import apply_cpu_tuning, configure_threads, hf_llama, interleaved, matmul_peak, median, print_header, table
 
 
-HEADER = ["preset", "params", "impl", "tokens/s", "GFLOP/s", "MFU %", "step s (min-max)"]
+HEADER = ["preset", "params", "dtype", "impl", "tokens/s", "GFLOP/s", "MFU %", "step s (min-max)"]
 
 
 def parse_args(argv=None):
@@ -42,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--no_torch", action="store_true", help="agentlm only (profiling)")
     p.add_argument("--also_attention", default="", help="comma-separated extra agentlm attention_impl variants "
                    "timed in the same interleaved run (e.g. causal_blocks), to measure a change's effect")
+    p.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated compute dtypes, each timed "
+                   "against transformers at the same precision (bfloat16 = mixed precision, fp32 master weights)")
+    p.add_argument("--json", default="", help="also write the rows to this JSON file (benchmarks/xla_flags.py)")
     p.add_argument("--loss_chunk", type=int, default=64, help="agentlm's chunked cross-entropy block (0 = full "
                    "logits)")
     p.add_argument("--also_loss_chunk", type=int, default=0, help="also time every agentlm variant with this "
@@ -89,7 +97,9 @@ def agentlm_stepper(cfg, batch_np, loss_chunk=0):
     return step, box
 
 
-def torch_stepper(cfg, batch_np):
+def torch_stepper(cfg, batch_np, dtype: str = "float32"):
+    import contextlib
+
     import torch
 
     model = hf_llama(cfg)
@@ -99,9 +109,15 @@ def torch_stepper(cfg, batch_np):
     targets = torch.from_numpy(batch_np["targets"]).long()
     box = {}
 
+    def autocast():
+        if dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=getattr(torch, dtype))
+
     def step():
-        logits = model(input_ids=inputs).logits
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+        with autocast():
+            logits = model(input_ids=inputs).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -114,48 +130,60 @@ def torch_stepper(cfg, batch_np):
 def main(argv=None):
     args = parse_args(argv)
     threads = configure_threads()
-    from agentlm.model import get_config
-    from agentlm.train.metrics import flops_per_step
-
+    apply_cpu_tuning()
+    dtypes = args.dtypes.split(",")
     print_header(f"train benchmark: batch {args.batch} x {args.seq}, {args.steps} timed steps per side "
-                 f"(interleaved), torch threads {threads}")
-    peak = matmul_peak(args.matmul_n)
-    print(f"matmul peak ({args.matmul_n}^3 f32): jax {peak['jax'] / 1e9:.1f} GFLOP/s, "
-          f"torch {peak['torch'] / 1e9:.1f} GFLOP/s")
+                 f"(interleaved), torch threads {threads}, dtypes {dtypes}")
+    peaks = {}
+    for dtype in dtypes:
+        peaks[dtype] = matmul_peak(args.matmul_n, dtype=dtype)
+        print(f"matmul peak ({args.matmul_n}^3 {dtype}): jax {peaks[dtype]['jax'] / 1e9:.1f} GFLOP/s, "
+              f"torch {peaks[dtype]['torch'] / 1e9:.1f} GFLOP/s")
     tokens = args.batch * args.seq
     rows = []
     for preset in args.presets.split(","):
-        overrides = {k: getattr(args, k) for k in ("attention_impl", "attention_chunk", "remat_policy")
-                     if getattr(args, k)}
-        cfg = get_config(preset, **overrides)
-        cfg = cfg.replace(scan_unroll=args.scan_unroll or cfg.num_layers)
-        flops = flops_per_step(cfg, args.batch, args.seq)
-        batch = make_batch(args.batch, args.seq, cfg.vocab_size)
-        first = len(rows)
-        fns = {"agentlm": agentlm_stepper(cfg, batch, args.loss_chunk)[0]}
-        for impl in filter(None, args.also_attention.split(",")):
-            fns[f"agentlm[{impl}]"] = agentlm_stepper(cfg.replace(attention_impl=impl), batch, args.loss_chunk)[0]
-        if args.also_loss_chunk:
-            for name in list(fns):
-                impl = name[8:-1] or cfg.attention_impl
-                label = f"agentlm[{name[8:-1] + ',' if name != 'agentlm' else ''}loss_chunk {args.also_loss_chunk}]"
-                fns[label] = agentlm_stepper(cfg.replace(attention_impl=impl), batch, args.also_loss_chunk)[0]
-        if not args.no_torch:
-            fns["transformers"] = torch_stepper(cfg, batch)[0]
-        times = interleaved(fns, args.steps, args.warmup, desc=preset)
-        med = {k: median(v) for k, v in times.items()}
-        for name, s in med.items():
-            mfu = flops / s / max(peak.values())
-            rows.append([preset, f"{cfg.num_params() / 1e6:.1f}M", name, tokens / s, flops / s / 1e9, 100 * mfu,
-                         f"{times[name][0]:.2f}-{times[name][-1]:.2f}"])
-        if "transformers" in med:
-            for name in (n for n in med if n.startswith("agentlm")):
-                label = "**ratio**" if name == "agentlm" else f"**ratio {name[7:]}**"
-                rows.append([preset, "", label, med["transformers"] / med[name], "", "", ""])
-        del fns
-        print(table(HEADER, rows[first:]), flush=True)  # each preset as soon as it is done
+        for dtype in dtypes:
+            rows += _time_preset(args, preset, dtype, tokens, max(peaks[dtype].values()))
     print("\nall presets:")
     print(table(HEADER, rows))
+    if args.json:
+        import json
+
+        records = [dict(zip(HEADER, row)) for row in rows]
+        json.dump({"peaks": peaks, "rows": records}, open(args.json, "w"), indent=1)
+    return rows
+
+
+def _time_preset(args, preset: str, dtype: str, tokens: int, peak: float) -> list[list]:
+    from agentlm.model import get_config
+    from agentlm.train.metrics import flops_per_step
+
+    overrides = {k: getattr(args, k) for k in ("attention_impl", "attention_chunk", "remat_policy") if getattr(args, k)}
+    cfg = get_config(preset, dtype=dtype, **overrides)
+    cfg = cfg.replace(scan_unroll=args.scan_unroll or cfg.num_layers)
+    flops = flops_per_step(cfg, args.batch, args.seq)
+    batch = make_batch(args.batch, args.seq, cfg.vocab_size)
+    fns = {"agentlm": agentlm_stepper(cfg, batch, args.loss_chunk)[0]}
+    for impl in filter(None, args.also_attention.split(",")):
+        fns[f"agentlm[{impl}]"] = agentlm_stepper(cfg.replace(attention_impl=impl), batch, args.loss_chunk)[0]
+    if args.also_loss_chunk:
+        for name in list(fns):
+            impl = name[8:-1] or cfg.attention_impl
+            label = f"agentlm[{name[8:-1] + ',' if name != 'agentlm' else ''}loss_chunk {args.also_loss_chunk}]"
+            fns[label] = agentlm_stepper(cfg.replace(attention_impl=impl), batch, args.also_loss_chunk)[0]
+    if not args.no_torch:
+        fns["transformers"] = torch_stepper(cfg, batch, dtype)[0]
+    times = interleaved(fns, args.steps, args.warmup, desc=f"{preset} {dtype}")
+    med = {k: median(v) for k, v in times.items()}
+    rows = []
+    for name, s in med.items():
+        rows.append([preset, f"{cfg.num_params() / 1e6:.1f}M", dtype, name, tokens / s, flops / s / 1e9,
+                     100 * flops / s / peak, f"{times[name][0]:.2f}-{times[name][-1]:.2f}"])
+    if "transformers" in med:
+        for name in (n for n in med if n.startswith("agentlm")):
+            label = "**ratio**" if name == "agentlm" else f"**ratio {name[7:]}**"
+            rows.append([preset, "", dtype, label, med["transformers"] / med[name], "", "", ""])
+    print(table(HEADER, rows), flush=True)  # each preset as soon as it is done
     return rows
 
 

@@ -16,14 +16,24 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-def test_train_benchmark_runs_both_sides():
+def test_train_benchmark_runs_both_sides_in_both_precisions():
     import train
 
     rows = train.main(["--presets", "tiny", "--batch", "2", "--seq", "32", "--steps", "1", "--warmup", "1",
                        "--matmul_n", "64"])
-    impls = [r[2] for r in rows]
-    assert impls == ["agentlm", "transformers", "**ratio**"]
-    assert all(r[3] > 0 and math.isfinite(r[3]) for r in rows)
+    assert [(r[2], r[3]) for r in rows] == [(d, impl) for d in ("float32", "bfloat16")
+                                            for impl in ("agentlm", "transformers", "**ratio**")]
+    assert all(r[4] > 0 and math.isfinite(r[4]) for r in rows)
+
+
+@pytest.mark.slow  # a child process per candidate, each compiling both precisions
+def test_xla_flags_benchmark_compares_candidates():
+    import xla_flags
+
+    rows = xla_flags.main(["--presets", "tiny", "--batch", "2", "--seq", "32", "--steps", "1", "--matmul_n", "64",
+                           "--candidates", "none,onednn", "--dtypes", "float32"])
+    assert [r[0] for r in rows] == ["none", "onednn"]
+    assert all(r[3].endswith("x") and float(r[3][:-1]) > 0 for r in rows), rows
 
 
 def test_generate_benchmark_runs_both_sides():

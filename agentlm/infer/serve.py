@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require 'Authorization: Bearer KEY' (default: $AGENTLM_API_KEY; unset = open)")
     p.add_argument("--mesh", default=None, help="shard over devices, e.g. fsdp=-1 or data=1,fsdp=4,tensor=2")
     p.add_argument("--dtype", default=None, help="compute dtype override, e.g. bfloat16")
+    p.add_argument("--cpu-tuning", default=None, help="XLA:CPU flags: auto (per detected CPU, agentlm.cpu_tuning), "
+                   "off, or explicit --xla_... flags; default $AGENTLM_CPU_TUNING, else auto")
     p.add_argument("--max-batch-rows", type=int, default=32, help="rows per batched device call")
     p.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long the scheduler gathers requests")
     p.add_argument("--min-batch-rows", type=int, default=8, help="pad smaller batches to this many rows "
@@ -155,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agentlm import cpu_tuning
+
+    try:
+        log.info("%s", cpu_tuning.apply(args.cpu_tuning))
+    except ValueError as err:
+        raise SystemExit(f"--cpu-tuning: {err}") from None
     from agentlm.data.tokenizer import load_tokenizer
     from agentlm.infer.generate import GenerationRequest
 

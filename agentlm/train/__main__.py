@@ -23,6 +23,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; config fields are set as --config.key=value")
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    from agentlm import cpu_tuning
+
+    try:
+        print(f"[train] {cpu_tuning.apply(_CONFIG.value.cpu_tuning or None)}", flush=True)
+    except ValueError as e:
+        print(f"error: config.cpu_tuning: {e}", file=sys.stderr)
+        sys.exit(2)
     from agentlm.distributed import DistributedConfigError
     from agentlm.train.config import ConfigError
     from agentlm.train.loop import train

@@ -91,6 +91,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.log.peak_flops_per_device = 0.0  # for MFU; 0 = measure an f32 matmul at start-up
 
     c.distributed = distributed.default_config()
+    # XLA:CPU flags per detected CPU kind (agentlm.cpu_tuning): "" = $AGENTLM_CPU_TUNING, else auto; "off"; or
+    # explicit --xla_... flags. Applied by `python -m agentlm.train` before jax starts its backend.
+    c.cpu_tuning = ""
     return c
 
 
