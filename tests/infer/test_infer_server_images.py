@@ -3,6 +3,7 @@ as training renders image rows; bad images and text-only models get 400s naming 
 from __future__ import annotations
 
 import base64
+import functools
 
 import jax
 import numpy as np
@@ -50,6 +51,15 @@ def served():
     text_engine.close()
 
 
+WIDTH = 256  # the reference forward pads every sequence to this length, so it compiles once
+
+
+@functools.lru_cache(maxsize=None)
+def _forward(cfg):
+    return jax.jit(lambda params, tokens, segments, mask, patches: llama.apply(
+        cfg, params, tokens, None, segments, image_patches=patches, image_mask=mask)[0])
+
+
 def _reference(cfg, params, tok, pixels_list, text="Click the button.", blank_images=False):
     """(greedy ids, their logprobs) by full forwards without a KV cache, the prompt rendered by the training
     code path (template + images.to_patches); `blank_images` zeroes the patches (what a model that ignored
@@ -64,9 +74,10 @@ def _reference(cfg, params, tok, pixels_list, text="Click the button.", blank_im
     out, lps = [], []
     for _ in range(MAX_TOKENS):
         n = len(ids)
-        logits, _ = llama.apply(cfg, params, np.asarray([ids]), image_patches=full[None, :n],
-                                image_mask=np.asarray([mask]))
-        logp = np.asarray(jax.nn.log_softmax(logits[0, -1]))
+        assert n <= WIDTH
+        pad = lambda x: np.pad(np.asarray(x, np.int32), (0, WIDTH - n))[None]  # noqa: E731
+        logits = _forward(cfg)(params, pad(ids), pad([1] * n), pad(mask), np.pad(full[:n], ((0, WIDTH - n), (0, 0)))[None])
+        logp = np.asarray(jax.nn.log_softmax(logits[0, n - 1]))
         nxt = int(np.argmax(logp))
         lps.append(float(logp[nxt]))
         if nxt in stops:

@@ -1,6 +1,7 @@
 """The trainer on image rows: the mixture's own iterator carries image_mask / image_patches, the step passes them
 to a vision model sharded over an 8-device mesh, the loss falls, and a checkpointed run resumes exactly."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -53,16 +54,18 @@ def _config(tmp_path, steps, run="run"):
     return c
 
 
+@pytest.mark.slow  # two short training runs with tfds preparation: about a minute on a busy 2-core machine
 def test_vision_run_learns_from_image_rows_and_resumes(tmp_path):
-    batch = next(iter(_sources(_config(tmp_path, 1))))
+    batch = next(iter(_sources(_config(tmp_path, 5))))
     assert batch["image_patches"].shape == (8, 128, PATCH * PATCH * 3) and batch["image_mask"].sum() > 0
     assert not batch["loss_weights"][batch["image_mask"] == 1].any()
 
     full = loop.train(_config(tmp_path, 30, "full"))
     losses = [h["loss"] for h in full["history"] if "loss" in h]
     assert np.isfinite(losses).all() and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3]), losses
-    # interrupted at the checkpoint of step 20, then resumed to 30: the same steps 21..30 (same data, same state)
-    loop.train(_config(tmp_path, 20, "split"))
+    # as if interrupted after the checkpoint of step 20: resuming replays steps 21..30 exactly (state and data)
+    shutil.copytree(tmp_path / "full", tmp_path / "split")
+    shutil.rmtree(tmp_path / "split" / "checkpoints" / "30")
     resumed = loop.train(_config(tmp_path, 30, "split"))
     tail = {h["step"]: h["loss"] for h in resumed["history"] if "loss" in h}
     assert sorted(tail) == list(range(21, 31))
@@ -77,11 +80,11 @@ def _sources(config):
 
 
 def test_vision_model_and_mixture_must_agree(tmp_path):
-    c = _config(tmp_path, 1)
+    c = _config(tmp_path, 5)
     c.data.mixture.image_patch = 0
     with pytest.raises(ConfigError, match="image_patch"):
         validate(c)
-    c = _config(tmp_path, 1)
+    c = _config(tmp_path, 5)
     c.model.vision.patch_size = 0          # a text model on an image mixture
     with pytest.raises(ConfigError, match="image_patch"):
         validate(c)
