@@ -1,173 +1,206 @@
-"""Toy run: a tiny vision Llama trained from scratch on scripted miniwob_vision clicks vs a random clicker.
+"""Toy run of issue 19 end to end: a tiny vision Llama learns to click MiniWoB++ targets from pixels.
 
-Data: for each task, `--train` episodes reset at seeds 1000+ and labelled with the scripted solver's first click
-(screenshot + instruction -> "Act: click X,Y"), rendered with the chat template (image placeholders, loss 0) and
-packed with agentlm.data.packing. Model: LlamaConfig with a VisionConfig (patch 8), random init, Adam. Eval:
-`--eval` fresh seeds (0..) per task in the real environment, greedy decoding (full forward per token; the server
-does not take images yet), against a uniform random clicker on the same seeds. Needs chromium and ../shared's
-stories260K tokenizer. Results go to benchmarks/RESULTS.md by hand.
+Stages (each skipped when its output exists, so a rerun continues where the last stopped):
+1. data: `data_pipeline` with configs/pipeline/miniwob_vision_toy.py: the scripted VisionSolver plays `--train`
+   seeds (1000 and up) of each task; rows = instruction + 80 x 104 screenshot -> "Act: click X,Y".
+2. train: `python -m agentlm.train --config configs/train/vision_toy.py` on that export (the trainer's own
+   mixture iterator with image rows), from random init.
+3. serve + eval: `python -m agentlm.infer.serve` on the run directory, then `python -m agentlm.eval.agent --tasks
+   miniwob_vision` against it on `--eval` fresh seeds (0..) per task, one click per episode (max_rounds 1).
+4. baselines on the same episodes: a uniform random clicker, and the best constant click per task: the single
+   point that lies inside the target on the most of these very episodes (chosen with the privileged element boxes,
+   so no constant clicker can do better here), then played in the environment like the others.
 
-    .venv/bin/python benchmarks/vision_toy.py --tasks click-dialog,focus-text --train 200 --steps 600
+    .venv/bin/python benchmarks/vision_toy.py --out runs/vision_toy --tasks focus-text,click-dialog \
+        --train 2000 --eval 100 --steps 2000
+
+Needs chromium and ../shared's stories260K tokenizer. Prints and writes <out>/result.json; the numbers go to
+benchmarks/RESULTS.md and docs/vision.md by hand.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import re
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-
-from agentlm import model
-from agentlm.data import images, packing
-from agentlm.data.template import load_tokenizer, render_detailed
-from agentlm.envs import registry
-from agentlm.envs.miniwob_vision import VisionSolver, make_task
-from agentlm.model.config import VisionConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PATCH = 8
+SHORT_SCAFFOLD = ROOT / "configs" / "envs" / "miniwob_vision_short.json"
+TOKENIZER = ROOT.parent / "shared" / "models" / "stories260K-hf" / "tokenizer.model"
+WIDTH, HEIGHT = 80, 104
 
 
-def first_screen(env, task):
-    """(instruction text, screenshot pixels, privileged first message) after reset."""
-    messages = env.reset(task)
-    text, image = messages[-1]["value"]
-    return text["text"].split("Task:", 1)[-1].strip(), images.decode(open(image["path"], "rb").read()), messages
+def write_items(path: pathlib.Path, names, seeds) -> pathlib.Path:
+    path.write_text("".join(json.dumps({"task": n, "seed": s}) + "\n" for n in names for s in seeds))
+    return path
 
 
-def conversation(task_text: str, reply: str | None):
-    conv = [{"from": "human", "value": f"Task: {task_text}\n{images.IMAGE_SENTINEL}"}]
-    return conv + ([{"from": "gpt", "value": reply, "loss": True}] if reply is not None else [])
-
-
-def collect(env, names, seeds, tok):
-    examples = []
-    for name in names:
-        for seed in seeds:
-            task = make_task(name, seed)
-            text, pixels, messages = first_screen(env, task)
-            action = VisionSolver().act(messages, task).split("Act:", 1)[1].strip()
-            patches = images.patchify(pixels, PATCH)
-            r = render_detailed(conversation(text, f"Act: {action}"), tok, system=None, image_tokens=[len(patches)])
-            examples.append((np.asarray(r.ids, np.int32), np.asarray(r.loss_mask, np.int32),
-                             np.asarray(r.image_mask, np.int32), patches))
-    return examples
-
-
-def train(cfg, examples, steps, batch, seq_len, lr, seed=0):
-    params = model.init_params(cfg, jax.random.key(seed))
-    warmup = max(1, min(50, steps // 10))
-    opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps + 1), weight_decay=0.0)
-    state = opt.init(params)
-
-    def loss_fn(p, b):
-        logits, _ = model.apply(cfg, p, b["inputs"], b["positions"], b["segment_ids"],
-                                image_patches=b["image_patches"], image_mask=b["image_mask"])
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, b["targets"])
-        return (ce * b["loss_weights"]).sum() / b["loss_weights"].sum()
-
-    @jax.jit
-    def step(p, s, b):
-        loss, grads = jax.value_and_grad(loss_fn)(p, b)
-        updates, s = opt.update(grads, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
-    rng = np.random.RandomState(seed)
+def run(cmd, log: pathlib.Path, env=None):
+    print("$", " ".join(map(str, cmd)), flush=True)
     t0 = time.time()
-    for i in range(steps):
-        pick = rng.randint(0, len(examples), batch)
-        b = packing.pack_rows([[examples[k]] for k in pick], seq_len, PATCH * PATCH * 3)
-        params, state, loss = step(params, state, b)
-        if i % 100 == 0 or i == steps - 1:
-            print(f"step {i} loss {float(loss):.3f} ({time.time() - t0:.0f}s)", flush=True)
-    return params
+    with open(log, "a") as f:
+        proc = subprocess.run(list(map(str, cmd)), cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[2]} failed (exit {proc.returncode}); see {log}")
+    return time.time() - t0
 
 
-def greedy(cfg, params, tok, text, pixels, max_new=32):
-    patches = images.patchify(pixels, PATCH)
-    r = render_detailed(conversation(text, None), tok, system=None, image_tokens=[len(patches)])
-    ids, mask = list(r.ids), list(r.image_mask)
-    full = np.zeros((len(ids) + max_new, patches.shape[1]), np.uint8)
-    full[np.flatnonzero(mask)] = patches
-    out = []
-    for _ in range(max_new):
-        n = len(ids)
-        logits, _ = _forward(cfg, params, np.asarray([ids], np.int32), np.asarray([mask], np.int32),
-                             full[None, :n])
-        nxt = int(np.argmax(np.asarray(logits)[0, -1]))
-        if nxt == tok.eos_id:
-            break
-        ids.append(nxt)
-        mask.append(0)
-        out.append(nxt)
-    return tok.decode(out)
+def per_task(episodes_path: pathlib.Path) -> dict[str, float]:
+    """Success rate per MiniWoB task from an episodes.jsonl (ids miniwob_vision_<task>_<seed>)."""
+    wins: dict[str, list[float]] = {}
+    for line in episodes_path.read_text().splitlines():
+        ep = json.loads(line)
+        name = re.match(r"miniwob_vision_(.+)_\d+$", ep["id"]).group(1)
+        wins.setdefault(name, []).append(float(ep["reward"] > 0))
+    return {k: float(np.mean(v)) for k, v in sorted(wins.items())}
 
 
-_FWD = {}
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def _forward(cfg, params, ids, mask, patches):
-    fn = _FWD.setdefault(cfg, jax.jit(lambda p, i, m, x: model.apply(cfg, p, i, image_patches=x, image_mask=m)))
-    return fn(params, ids, mask, patches)
+def serve_and_eval(run_dir: pathlib.Path, items: pathlib.Path, out: pathlib.Path, workers: int) -> float:
+    port = free_port()
+    log = open(out / "serve.log", "a")
+    server = subprocess.Popen([sys.executable, "-m", "agentlm.infer.serve", "--ckpt", str(run_dir), "--tokenizer",
+                               str(TOKENIZER), "--port", str(port), "--served-model-name", "vision_toy"],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 600
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"the server did not come up; see {out / 'serve.log'}") from None
+                time.sleep(2)
+        return run([sys.executable, "-m", "agentlm.eval.agent", "--model", f"http://127.0.0.1:{port}/v1",
+                    "--tasks", "miniwob_vision", "--out", out / "eval",
+                    f"--config.miniwob_vision.data_file={items}", f"--config.miniwob_vision.prompt_file={SHORT_SCAFFOLD}",
+                    "--config.miniwob_vision.max_rounds=1", "--config.max_tokens=48", f"--config.workers={workers}"],
+                   out / "eval.log")
+    finally:
+        server.terminate()
+        server.wait(60)
+        log.close()
 
 
-def evaluate(env, names, seeds, act):
-    """Success rate per task of `act(text, pixels) -> reply` over fresh seeds in the real environment."""
+class Clicker:
+    """A baseline agent: one click per episode at `point(task)`."""
+
+    def __init__(self, point):
+        self.point = point
+
+    def act(self, conversation, task) -> str:
+        x, y = self.point(task)
+        return f"Act: click {x},{y}"
+
+
+def target_boxes(env, tasks) -> dict[str, list[float]]:
+    """The scripted solver's first click target (element box, screenshot pixels) of every episode."""
+    from agentlm.envs.miniwob_solvers import SOLVERS, Page
+
+    boxes = {}
+    for task in tasks:
+        oracle = env.reset(task)[-1]["oracle"]
+        step = SOLVERS[task.data["task"]](Page(oracle["page"]))[0]
+        ref = int(re.search(r"\[(\d+)\]", step).group(1))
+        boxes[task.id] = {int(k): v for k, v in oracle["boxes"].items()}[ref]
+    return boxes
+
+
+def best_points(tasks, boxes) -> dict[str, tuple[int, int, float]]:
+    """Per task: the pixel inside the most targets of these episodes (the env clicks the pixel's centre)."""
+    xs, ys = np.meshgrid(np.arange(WIDTH) + 0.5, np.arange(HEIGHT) + 0.5)
     out = {}
-    for name in names:
-        wins = 0
-        for seed in seeds:
-            task = make_task(name, seed)
-            text, pixels, messages = first_screen(env, task)
-            reply = act(text, pixels)
-            if seed < 3:
-                gold = VisionSolver().act(messages, task).split("Act:", 1)[1].strip()
-                print(f"  {name} seed {seed}: reply {reply!r}, scripted {gold!r}", flush=True)
-            result = env.step(reply)
-            wins += int(result.done and result.reward > 0)
-        out[name] = wins / len(seeds)
+    for name in sorted({t.data["task"] for t in tasks}):
+        b = np.array([boxes[t.id] for t in tasks if t.data["task"] == name])
+        inside = ((b[:, 0, None, None] <= xs) & (xs <= b[:, 0, None, None] + b[:, 2, None, None])
+                  & (b[:, 1, None, None] <= ys) & (ys <= b[:, 1, None, None] + b[:, 3, None, None])).mean(0)
+        y, x = np.unravel_index(int(np.argmax(inside)), inside.shape)
+        out[name] = (int(x), int(y), float(inside[y, x]))
     return out
+
+
+def baselines(items: pathlib.Path, out: pathlib.Path, workers: int) -> dict:
+    from agentlm.envs import loop, registry
+
+    spec = registry.get("miniwob_vision")
+    tasks = spec.tasks(str(items))
+    env = spec.make_env(prompt_file=str(SHORT_SCAFFOLD))
+    try:
+        boxes = target_boxes(env, tasks)
+    finally:
+        env.close()
+    points = best_points(tasks, boxes)
+    factory = spec.env_factory(max_rounds=1, prompt_file=str(SHORT_SCAFFOLD))
+    rng = {t.id: np.random.default_rng([7, i]) for i, t in enumerate(tasks)}
+    agents = {"best_constant_click": Clicker(lambda t: points[t.data["task"]][:2]),
+              "random_click": Clicker(lambda t: (int(rng[t.id].integers(WIDTH)), int(rng[t.id].integers(HEIGHT))))}
+    result = {"best_constant_point": {k: v[:2] for k, v in points.items()},
+              "best_constant_by_boxes": {k: v[2] for k, v in points.items()}}
+    for name, agent in agents.items():
+        path = out / "baselines" / f"{name}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        loop.run_tasks(factory, agent, tasks, loop.LoopConfig(max_rounds=1), workers=workers, out=path, resume=True,
+                       progress=False)
+        result[name] = per_task(path)
+    return result
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", default="click-dialog,focus-text")
-    ap.add_argument("--train", type=int, default=200)
-    ap.add_argument("--eval", type=int, default=50)
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--tokenizer", default=str(ROOT.parent / "shared/models/stories260K-hf/tokenizer.model"))
-    ap.add_argument("--out", default="")
+    ap.add_argument("--out", default="runs/vision_toy")
+    ap.add_argument("--tasks", default="focus-text,click-dialog")
+    ap.add_argument("--train", type=int, default=2000, help="training episodes (screens) per task")
+    ap.add_argument("--eval", type=int, default=100, help="evaluation episodes per task (seeds 0..)")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--train_args", default="", help="extra --config.* flags for agentlm.train, space separated")
     args = ap.parse_args()
+    out = (ROOT / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     names = args.tasks.split(",")
-    tok = load_tokenizer(args.tokenizer)
-    spec = registry.get("miniwob_vision")
-    env = spec.make_env()
-    try:
-        t0 = time.time()
-        examples = collect(env, names, range(1000, 1000 + args.train), tok)
-        seq_len = max(len(e[0]) for e in examples) - 1
-        print(f"{len(examples)} examples, seq_len {seq_len}, collected in {time.time() - t0:.0f}s", flush=True)
-        cfg = model.get_config("tiny").replace(vision=VisionConfig(patch_size=PATCH, max_patches=256),
-                                               max_position_embeddings=1024)
-        params = train(cfg, examples, args.steps, args.batch, seq_len, args.lr)
-        seeds = range(args.eval)
-        rng = np.random.RandomState(0)
-        model_rate = evaluate(env, names, seeds, lambda t, p: greedy(cfg, params, tok, t, p))
-        random_rate = evaluate(env, names, seeds, lambda t, p: f"Act: click {rng.randint(0, p.shape[1])},"
-                                                               f"{rng.randint(0, p.shape[0])}")
-    finally:
-        env.close()
-    result = {"tasks": names, "train_examples": len(examples), "steps": args.steps, "model": model_rate,
-              "random_clicker": random_rate, "eval_seeds": args.eval}
+    timings = {}
+
+    export = out / "data" / "export" / "agentinstruct" / "miniwob_vision.jsonl"
+    if not export.exists():
+        items = write_items(out / "train_items.jsonl", names, range(1000, 1000 + args.train))
+        timings["data_s"] = run([sys.executable, "-m", "data_pipeline.run", "--config",
+                                 "configs/pipeline/miniwob_vision_toy.py", f"--config.sources.screens.path={items}",
+                                 f"--config.out_dir={out / 'data'}"], out / "pipeline.log")
+    rows = len(export.read_text().splitlines())
+    run_dir = out / "train"
+    if not (run_dir / "checkpoints" / str(args.steps)).exists():
+        env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", ""))
+        timings["train_s"] = run([sys.executable, "-m", "agentlm.train", "--config", "configs/train/vision_toy.py",
+                                  f"--config.run_dir={run_dir}", f"--config.train.steps={args.steps}",
+                                  f"--config.data.mixture.agent_paths=('{export}',)",
+                                  f"--config.data.mixture.cache_dir={out / 'tfds'}", "--config.log.progress=False",
+                                  *args.train_args.split()], out / "train.log", env)
+    eval_items = write_items(out / "eval_items.jsonl", names, range(args.eval))
+    episodes = out / "eval" / "agent" / "miniwob_vision" / "episodes.jsonl"
+    if not episodes.exists() or len(episodes.read_text().splitlines()) < len(names) * args.eval:
+        timings["eval_s"] = serve_and_eval(run_dir, eval_items, out, args.workers)
+    result = {"tasks": names, "train_rows": rows, "steps": args.steps, "eval_episodes_per_task": args.eval,
+              "model_via_server": per_task(episodes), **baselines(eval_items, out, args.workers),
+              "timings_s": timings}
+    losses = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in losses if "loss" in r]
+    result["train_loss_first_last"] = [losses[0], losses[-1]] if losses else None
     print(json.dumps(result, indent=1))
-    if args.out:
-        pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    (out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

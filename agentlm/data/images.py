@@ -138,3 +138,13 @@ def patchify(pixels: np.ndarray, patch: int) -> np.ndarray:
     image_tokens(w, h, patch)
     x = pixels.reshape(h // patch, patch, w // patch, patch, c).transpose(0, 2, 1, 3, 4)
     return np.ascontiguousarray(x.reshape((h // patch) * (w // patch), patch * patch * c))
+
+
+def to_patches(pixels: list[np.ndarray], patch: int) -> tuple[list[int], np.ndarray]:
+    """Decoded images of one conversation -> (placeholder count per image, uint8 patches [sum of counts,
+    patch * patch * 3]): what the chat template's `image_tokens` and the model's `image_patches` take. Training
+    (agentlm.data.tasks) and serving (agentlm.infer.openai_api) both call this, so they cannot disagree."""
+    counts = [image_tokens(p.shape[1], p.shape[0], patch) for p in pixels]
+    patches = (np.concatenate([patchify(p, patch) for p in pixels]) if pixels
+               else np.zeros((0, patch * patch * 3), np.uint8))
+    return counts, patches

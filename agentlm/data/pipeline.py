@@ -3,6 +3,7 @@
     it = make_batch_iterator(config, batch_size=64, seq_len=4096, seed=0, start_step=0,
                              process_index=jax.process_index(), process_count=jax.process_count())
     batch = next(it)     # {"inputs", "targets", "positions", "segment_ids", "loss_weights"}: [64 // P, 4096]
+                         # (+ "image_mask" [.., 4096] and "image_patches" [.., 4096, p*p*3] when image_patch > 0)
 
 Data path: the config's files -> tfds builders (validated) -> seqio Tasks (rendered with the chat template) ->
 the registered seqio Mixture `config.name` whose rates carry eta -> `SourceSchedule` (stratified proportional
@@ -45,6 +46,8 @@ class Source:
     ids: list           # int32 token id arrays, one per conversation
     masks: list         # int32 loss masks
     exchange_ends: list
+    # vision mixtures (config.image_patch > 0): per conversation (image_mask int32 [n], uint8 patches [k, P])
+    images: list | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -88,17 +91,20 @@ class PolicyView:
             kept, origin, evals, counts = [], [], [], collections.Counter()
             for k, (ids, mask, ends) in enumerate(zip(src.ids, src.masks, src.exchange_ends)):
                 ids2, mask2, status = packing.apply_length_policy(ids, mask, ends, seq_len, policy)
+                example = (ids2, mask2)
+                if ids2 is not None and src.images is not None:   # the patches of the kept prefix ride along
+                    example += packing.cut_images(*src.images[k], len(ids2))
                 if k in held:
                     if ids2 is not None:
-                        evals.append((ids2, mask2))
+                        evals.append(example)
                     continue
                 counts[status] += 1
                 if ids2 is not None:
-                    kept.append((ids2, mask2))
+                    kept.append(example)
                     origin.append(k)
             self.examples.append(kept)
             self.origin.append(np.asarray(origin, np.int64))   # index in src.ids of each kept conversation
-            self.slots.append(np.asarray([len(i) - 1 for i, _ in kept], np.int64))
+            self.slots.append(np.asarray([len(ex[0]) - 1 for ex in kept], np.int64))
             self.counts.append(counts)
             self.eval_examples.append(evals)
 
@@ -121,17 +127,26 @@ def load(config, verbose: bool = True) -> LoadedData:
     for kind in ("agent", "general"):
         for split in sorted(sizes[kind]):
             task = seqio.get_mixture_or_task(f"{kind}_{split}")
-            row_ids, ids, masks, ends = [], [], [], []
+            row_ids, ids, masks, ends, images = [], [], [], [], []
             ds = task.get_dataset(sequence_length=None, split="train", shuffle=False, use_cached=False, num_epochs=1)
             for ex in ds.as_numpy_iterator():
                 row_ids.append(ex["id"].decode("utf-8"))
                 ids.append(ex["targets"])
                 masks.append(ex["loss_mask"])
                 ends.append(ex["exchange_ends"])
-            sources.append(Source(task.name, kind, row_ids, ids, masks, ends))
+                if "image_mask" in ex:
+                    images.append((ex["image_mask"], ex["image_patches"]))
+            sources.append(Source(task.name, kind, row_ids, ids, masks, ends,
+                                  images if patch_dim(config) and images else None))
     data = LoadedData(sources, sizes, reports)
     _LOADED[key] = data
     return data
+
+
+def patch_dim(config) -> int:
+    """Values per image patch of a vision mixture (config.image_patch > 0), 0 for a text-only one."""
+    p = int(config.get("image_patch", 0) or 0)
+    return p * p * 3
 
 
 def source_rates(config, data: LoadedData) -> list[float]:
@@ -145,7 +160,8 @@ class BatchIterator:
 
     def __init__(self, data: LoadedData, rates, batch_size: int, seq_len: int, seed: int, start_step: int = 0,
                  process_index: int = 0, process_count: int = 1, policy: str = "truncate",
-                 start_position: int | None = None, rows: tuple[int, int] | None = None, holdout: int = 0):
+                 start_position: int | None = None, rows: tuple[int, int] | None = None, holdout: int = 0,
+                 patch_dim: int = 0):
         if batch_size <= 0 or seq_len <= 1:
             raise ValueError(f"need batch_size > 0 and seq_len > 1, got {batch_size}, {seq_len}")
         if process_count <= 0 or not 0 <= process_index < process_count:
@@ -153,7 +169,7 @@ class BatchIterator:
         if batch_size % process_count:
             raise ValueError(f"global batch_size={batch_size} is not divisible by process_count={process_count}")
         self.data, self.view = data, data.view(seq_len, policy, holdout)
-        self.batch_size, self.seq_len = batch_size, seq_len
+        self.batch_size, self.seq_len, self.patch_dim = batch_size, seq_len, patch_dim
         self.rows = _row_block(batch_size, process_index, process_count, rows)
         self.source_names = [s.name for s in data.sources]
         self.rates = [float(r) for r in rates]
@@ -216,7 +232,7 @@ class BatchIterator:
         self.last_sources = src
         mine = rows[self.rows[0]:self.rows[1]]
         examples = [[self.view.examples[src[i]][idx[i]] for i in row] for row in mine]
-        return packing.pack_rows(examples, self.seq_len)
+        return packing.pack_rows(examples, self.seq_len, self.patch_dim)
 
     def state(self) -> dict:
         """JSON-able position for checkpoint metadata (the next batch's step and stream index)."""
@@ -247,7 +263,7 @@ def make_batch_iterator(config, batch_size: int, seq_len: int, seed: int = 0, st
     data = load(config, verbose)
     return BatchIterator(data, source_rates(config, data), batch_size, seq_len, seed, start_step, process_index,
                          process_count, config.get("overlength", "truncate"), start_position, rows,
-                         int(config.get("eval_holdout", 0)))
+                         int(config.get("eval_holdout", 0)), patch_dim(config))
 
 
 def make_eval_batches(config, batch_size: int, seq_len: int, pool: str = "agent", process_index: int = 0,
@@ -280,6 +296,6 @@ def make_eval_batches(config, batch_size: int, seq_len: int, pool: str = "agent"
         plan, used = packing.plan_batch(
             lambda i: len(examples[start + i][0]) - 1 if start + i < len(examples) else None, batch_size, seq_len)
         batches.append(packing.pack_rows([[examples[start + i] for i in row] for row in plan[block[0]:block[1]]],
-                                         seq_len))
+                                         seq_len, patch_dim(config)))
         start += used
     return batches

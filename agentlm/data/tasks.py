@@ -128,12 +128,7 @@ def _render_images(image_bytes, image_patch: int):
     """Decoded rows' images -> (placeholder count per image, uint8 patches [sum of counts, patch*patch*3])."""
     if len(image_bytes) and not image_patch:
         raise ValueError("a row carries images but config.image_patch is 0 (a text-only mixture); set the patch size")
-    pixels = [images_lib.decode(bytes(b)) for b in image_bytes]
-    counts = [images_lib.image_tokens(p.shape[1], p.shape[0], image_patch) for p in pixels]
-    patch_dim = image_patch * image_patch * 3
-    patches = (np.concatenate([images_lib.patchify(p, image_patch) for p in pixels]) if pixels
-               else np.zeros((0, patch_dim), np.uint8))
-    return counts, patches
+    return images_lib.to_patches([images_lib.decode(bytes(b)) for b in image_bytes], image_patch)
 
 
 def _render_preprocessor(ds, tokenizer, template, system, image_patch: int = 0, image_token_id: int = 0):

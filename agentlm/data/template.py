@@ -46,7 +46,7 @@ from agentlm.data.images import IMAGE_SENTINEL
 from agentlm.data.tokenizer import Tokenizer, load_tokenizer
 
 __all__ = ["DEFAULT_SYSTEM", "TEMPLATES", "Rendered", "load_tokenizer", "render", "render_prompt",
-           "render_detailed", "normalize_conversation", "stop_ids"]
+           "render_detailed", "render_prompt_detailed", "normalize_conversation", "stop_ids"]
 
 DEFAULT_SYSTEM = "You are a helpful, respectful and honest assistant."
 ROLE_ALIASES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "system": "system"}
@@ -293,7 +293,14 @@ def render(conversation: Sequence[dict], tokenizer: Tokenizer, template="llama2"
 def render_prompt(conversation: Sequence[dict], tokenizer: Tokenizer, template="llama2",
                   system: str | None = DEFAULT_SYSTEM) -> list[int]:
     """Ids for generation: the conversation must end with a human turn; the ids end where the reply starts."""
+    return render_prompt_detailed(conversation, tokenizer, template, system).ids
+
+
+def render_prompt_detailed(conversation: Sequence[dict], tokenizer: Tokenizer, template="llama2",
+                           system: str | None = DEFAULT_SYSTEM, image_tokens: Sequence[int] | None = None,
+                           image_token_id: int = 0) -> Rendered:
+    """`render_prompt` with the image placeholders of a prompt that holds images (ids and `image_mask`)."""
     _, turns = normalize_conversation(conversation)
     if not turns or turns[-1][0] != "human":
         raise ValueError("render_prompt needs a conversation that ends with a human turn")
-    return render_detailed(conversation, tokenizer, template, system).ids
+    return render_detailed(conversation, tokenizer, template, system, image_tokens, image_token_id)

@@ -19,8 +19,28 @@ def to_openai_messages(conversation: list[Message], system: str | None = None) -
     for n, m in enumerate(conversation):
         if m.get("from") not in ROLE:
             raise ValueError(f"turn {n}: 'from' must be 'human' or 'gpt', got {m.get('from')!r}")
-        msgs.append({"role": ROLE[m["from"]], "content": m["value"]})
+        value = m["value"]
+        msgs.append({"role": ROLE[m["from"]], "content": value if isinstance(value, str) else
+                     [_openai_part(part, f"turn {n} part {j}") for j, part in enumerate(value)]})
     return msgs
+
+
+def _openai_part(part: dict, where: str) -> dict:
+    """One content part of an observation (agentlm.data.images: text, or an image by path or bytes) as OpenAI's
+    chat part; images travel inline as base64 data URLs (an endpoint cannot read this machine's files)."""
+    import base64
+
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        return {"type": "text", "text": part["text"]}
+    if kind != "image":
+        raise ValueError(f"{where}: a content part must be a text or image part, got {part!r:.80}")
+    data = part.get("bytes")
+    if data is None:
+        with open(part["path"], "rb") as f:
+            data = f.read()
+    mime = "image/jpeg" if bytes(data[:3]) == b"\xff\xd8\xff" else "image/png"
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
 
 
 class OpenAIChatAgent:

@@ -50,6 +50,10 @@ class GenerationRequest:
     stop_token_ids: Sequence[int] = ()
     stop_strings: Sequence[str] = ()
     top_logprobs: int = 0  # how many alternatives (with their log-probabilities) to report per step
+    # vision models: 1 at the prompt's image placeholder tokens, and one uint8 patch row per placeholder
+    # (agentlm.data.images.patchify of each image, in order), exactly as training packs them
+    image_mask: Sequence[int] | None = None
+    image_patches: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -134,14 +138,15 @@ def _check_prompts(cfg, prompts: Sequence[Sequence[int]]) -> None:
 # ---- jitted pieces ------------------------------------------------------------------------------------
 
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
-def _prefill_chunk(cfg, params, cache, tokens, start, lengths, last_logits):
+def _prefill_chunk(cfg, params, cache, tokens, start, lengths, last_logits, image_patches=None, image_mask=None):
     """Runs prompt tokens [start, start + C) through the cache; keeps logits at each row's last prompt token.
-    Only that position goes through the vocabulary head: [B, C, V] logits are never formed."""
+    Only that position goes through the vocabulary head: [B, C, V] logits are never formed. Image prompts pass
+    `image_patches` [B, C, P] / `image_mask` [B, C] (None for text: a separate compiled shape)."""
     c = tokens.shape[1]
     positions = start + jnp.broadcast_to(jnp.arange(c, dtype=jnp.int32), tokens.shape)
     segments = (positions < lengths[:, None]).astype(jnp.int32)
     hidden, cache = llama.Llama(cfg).apply({"params": params}, tokens, positions, segments, cache,
-                                           return_hidden=True)
+                                           return_hidden=True, image_patches=image_patches, image_mask=image_mask)
     idx = lengths - 1 - start
     picked = jnp.take_along_axis(hidden, jnp.clip(idx, 0, c - 1)[:, None, None], axis=1)[:, 0]  # [B, E]
     picked = jnp.einsum("be,ev->bv", picked, head_kernel(cfg, params).astype(cfg.compute_dtype))
@@ -217,14 +222,41 @@ def _padded_block(prompts, batch: int, length: int) -> tuple[np.ndarray, np.ndar
     return tokens, lengths
 
 
-def _prefill(cfg, params, tokens, lengths, cache_len, prefill_chunk, mesh):
+def _image_block(cfg, requests, batch: int, length: int):
+    """([B, T, P] uint8 patches, [B, T] int32 mask) of the rows' images, or (None, None) when no row has one."""
+    if not any(r.image_mask is not None and any(r.image_mask) for r in requests):
+        return None, None
+    if cfg.vision is None:
+        raise ValueError("a prompt carries images but the model has no vision path (LlamaConfig.vision is None)")
+    patches = np.zeros((batch, length, cfg.vision.patch_dim), np.uint8)
+    mask = np.zeros((batch, length), np.int32)
+    for i, r in enumerate(requests):
+        if r.image_mask is None:
+            continue
+        m = np.asarray(r.image_mask, np.int32)
+        where = np.flatnonzero(m)
+        rows = np.zeros((0, cfg.vision.patch_dim), np.uint8) if r.image_patches is None else r.image_patches
+        if len(m) != len(r.prompt) or rows.shape != (len(where), cfg.vision.patch_dim):
+            raise ValueError(f"request {i}: image_mask has {len(m)} entries ({len(where)} placeholders) for a "
+                             f"{len(r.prompt)}-token prompt; image_patches must be [{len(where)}, "
+                             f"{cfg.vision.patch_dim}], got {tuple(rows.shape)}")
+        mask[i, :len(m)] = m
+        patches[i, where] = rows
+    return patches, mask
+
+
+def _prefill(cfg, params, tokens, lengths, cache_len, prefill_chunk, mesh, images=(None, None)):
     b, t = tokens.shape
-    chunk = min(t, prefill_chunk)
+    patches, mask = images
+    # The vision path numbers patches within each run of placeholders it is given, so a prompt with images is
+    # prefilled in one piece (a chunk boundary inside an image would restart its patch numbering).
+    chunk = t if patches is not None else min(t, prefill_chunk)
     cache = _cache_maker(cfg, b, cache_len, mesh)()
     last = jnp.zeros((b, cfg.vocab_size), jnp.float32)
     for start in range(0, t, chunk):
+        extra = () if patches is None else (patches[:, start:start + chunk], mask[:, start:start + chunk])
         cache, last = _prefill_chunk(cfg, params, cache, tokens[:, start:start + chunk], np.int32(start),
-                                     lengths, last)
+                                     lengths, last, *extra)
     return cache, last
 
 
@@ -276,6 +308,7 @@ def generate_batch(cfg, params, requests: Sequence[GenerationRequest], mesh=None
     for i, r in enumerate(requests):
         stop_ids[i, :len(r.stop_token_ids)] = list(r.stop_token_ids)
     tokens, lengths = _padded_block(prompts, b, t)
+    images = _image_block(cfg, requests, b, t)
 
     stepwise = on_update is not None or any(r.stop_strings for r in requests)
     chunk = max(1, decode_chunk) if stepwise else new
@@ -283,7 +316,7 @@ def generate_batch(cfg, params, requests: Sequence[GenerationRequest], mesh=None
     reported = [0] * n
 
     with _context(mesh):
-        cache, last = _prefill(cfg, params, tokens, lengths, t + new, prefill_chunk, mesh)
+        cache, last = _prefill(cfg, params, tokens, lengths, t + new, prefill_chunk, mesh, images)
         state = {
             "cache": cache, "last_logits": last, "step": np.int32(0), "done": max_new <= 0,
             "finish": np.where(max_new <= 0, FINISH_LENGTH, FINISH_RUNNING).astype(np.int32),

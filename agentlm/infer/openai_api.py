@@ -5,6 +5,8 @@ Kept apart from the HTTP plumbing so the rules (defaults, limits, what is refuse
   `logprobs` (0..20) give per-token log-likelihoods of the prompt, which is how lm-evaluation-harness's
   `local-completions` model computes loglikelihood (echo=True, max_tokens=1, logprobs=1).
 - /v1/chat/completions: messages rendered with agentlm.data.template.render_prompt (the training template).
+  For a model with a vision path, user messages may hold image parts as data URLs (OpenAI's `image_url`); each
+  image becomes patches at placeholder tokens exactly as training renders image rows (agentlm.data.images).
 - Sampling follows OpenAI's defaults (temperature 1.0, top_p 1.0); `top_k`, `ignore_eos`, `stop_token_ids`
   are accepted as vLLM does. Options that would silently change results if ignored (penalties, logit_bias,
   suffix, best_of > n) are refused with 400 instead.
@@ -219,34 +221,114 @@ def parse_completion(body: dict, tokenizer, cfg, limits: Limits, default_stop_id
     return Plan("completion", prompts, texts, rows, sampling["n"], stream, include_usage, echo, logprobs, stops)
 
 
-def _message(i: int, message: Any) -> dict:
-    """One chat message checked and normalised: {"role", "content" (str or None), "tool_calls", "tool_call_id"}."""
+def _message(i: int, message: Any, images: list | None = None) -> dict:
+    """One chat message checked and normalised: {"role", "content" (str or None), "tool_calls", "tool_call_id"}.
+    Image parts of a user message are decoded into `images` as (where, pixels) and leave IMAGE_SENTINEL in the
+    text at their place (agentlm.data.images), as validated training rows carry them."""
+    from agentlm.data.images import IMAGE_SENTINEL
+
     if not isinstance(message, dict):
         raise ApiError(400, f"messages[{i}] must be an object", "messages")
     role, content = message.get("role"), message.get("content")
     if role not in ("system", "user", "assistant", "developer", "tool"):
         raise ApiError(400, f"messages[{i}].role={role!r} is not supported (system, user, assistant, tool)",
                        "messages")
-    if isinstance(content, list):  # content parts: only text
+    if isinstance(content, list):  # content parts: text, and images in user messages
         parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise ApiError(400, f"messages[{i}].content: only text parts are supported", "messages")
+        for j, part in enumerate(content):
+            where = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind in IMAGE_PART_TYPES:
+                if role != "user":
+                    raise ApiError(400, f"{where}: images are only accepted in user messages (role {role!r})",
+                                   "messages")
+                if images is None:
+                    raise ApiError(400, f"{where}: image parts are not accepted here", "messages")
+                images.append((where, _image_pixels(part, where)))
+                parts.append(IMAGE_SENTINEL)
+                continue
+            if kind != "text" or not isinstance(part.get("text"), str):
+                raise ApiError(400, f"{where}: only text and image_url parts are supported", "messages")
+            if IMAGE_SENTINEL in part["text"]:
+                raise ApiError(400, f"{where}: the text holds U+E000, which this server reserves for image "
+                                    "placeholders", "messages")
             parts.append(part["text"])
         content = "".join(parts)
+    elif isinstance(content, str) and IMAGE_SENTINEL in content:
+        raise ApiError(400, f"messages[{i}].content holds U+E000, which this server reserves for image "
+                            "placeholders", "messages")
     calls = message.get("tool_calls") or []
     if role == "assistant" and calls and content is None:
         content = ""
     if not isinstance(content, str):
-        raise ApiError(400, f"messages[{i}].content must be a string or a list of text parts", "messages")
+        raise ApiError(400, f"messages[{i}].content must be a string or a list of content parts", "messages")
     if not isinstance(calls, list):
         raise ApiError(400, f"messages[{i}].tool_calls must be a list", "messages")
     return {"role": "system" if role == "developer" else role, "content": content, "tool_calls": calls,
             "tool_call_id": message.get("tool_call_id")}
 
 
+# OpenAI chat's {"type": "image_url", "image_url": {"url": ...}}; the Responses-style {"type": "input_image",
+# "image_url": "..."} that newer clients also build; both carry a URL, of which only data: URLs are read.
+IMAGE_PART_TYPES = ("image_url", "input_image")
+
+
+def _image_pixels(part: dict, where: str):
+    """A data-URL image part -> uint8 [H, W, 3]; every problem is a 400 naming the part."""
+    import base64
+    import binascii
+
+    from agentlm.data.images import ImageError, decode
+
+    ref = part.get("image_url")
+    url = ref.get("url") if isinstance(ref, dict) else ref
+    if not isinstance(url, str) or not url:
+        raise ApiError(400, f"{where}: an image part needs image_url.url (a data: URL)", "messages")
+    if url.startswith(("http://", "https://")):
+        raise ApiError(400, f"{where}: image URLs are not fetched (this server downloads nothing); send the image "
+                            "inline as a data URL: data:image/png;base64,...", "messages", "image_url_not_supported")
+    if url.startswith("data:"):
+        head, sep, payload = url.partition(",")
+        if not (head.startswith("data:image/") and sep and head.endswith(";base64")):
+            raise ApiError(400, f"{where}: image_url.url must be a base64 data URL (data:image/png;base64,...), "
+                                f"got {url[:40]!r}", "messages")
+    else:  # OpenAI's image_url.url may also be the bare base64 image data
+        payload = url
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"{where}: the image's base64 data does not decode (image_url.url must be a data URL "
+                            "or base64 image data)", "messages") from None
+    try:
+        return decode(data)
+    except ImageError as err:
+        raise ApiError(400, f"{where}: {err.message}", "messages") from None
+
+
+def _image_inputs(images: list, cfg) -> tuple[list[int], Any]:
+    """(placeholder count per image, patches) for the model, through the training code (images.to_patches);
+    a text-only model, or an image the vision path cannot take, is a 400 naming the part."""
+    from agentlm.data.images import image_tokens, to_patches
+
+    if cfg.vision is None:
+        raise ApiError(400, f"{images[0][0]}: this model has no vision path; it does not accept images",
+                       "messages", "images_not_supported")
+    p, most = cfg.vision.patch_size, cfg.vision.max_patches
+    for where, pixels in images:
+        h, w = pixels.shape[:2]
+        try:
+            n = image_tokens(w, h, p)
+        except ValueError:
+            raise ApiError(400, f"{where}: the image is {w}x{h}; this model takes images whose width and height "
+                                f"are multiples of its {p}-pixel patch", "messages", "bad_image_size") from None
+        if n > most:
+            raise ApiError(400, f"{where}: the image is {w}x{h} = {n} patches of {p} pixels; this model takes at "
+                                f"most {most} patches per image", "messages", "bad_image_size")
+    return to_patches([pixels for _, pixels in images], p)
+
+
 def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, template: str) -> Plan:
-    from agentlm.data.template import render_prompt
+    from agentlm.data.template import render_prompt_detailed
     from agentlm.infer.tool_calls import ToolRequestError, to_conversation
 
     _refuse_unsupported(body, tools_ok=True)
@@ -258,8 +340,9 @@ def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, tem
     tools = body.get("tools") or None
     if tools is not None and not isinstance(tools, list):
         raise ApiError(400, "'tools' must be a list", "tools")
+    images: list = []
     try:
-        tool_plan = to_conversation([_message(i, m) for i, m in enumerate(messages)], tools,
+        tool_plan = to_conversation([_message(i, m, images) for i, m in enumerate(messages)], tools,
                                     body.get("tool_choice"))
     except ToolRequestError as err:
         raise ApiError(400, str(err), err.param) from None
@@ -267,12 +350,15 @@ def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, tem
     if not conversation or conversation[-1]["role"] != "user":
         raise ApiError(400, "the last message must have role 'user' or 'tool' (the reply to it is generated)",
                        "messages")
+    counts, patches = _image_inputs(images, cfg) if images else (None, None)
     try:
-        prompt = render_prompt(conversation, tokenizer, template)
+        rendered = render_prompt_detailed(conversation, tokenizer, template, image_tokens=counts)
     except ValueError as err:
         raise ApiError(400, f"messages: {err}", "messages") from None
+    prompt, image_mask = rendered.ids, (rendered.image_mask if images else None)
     if tool_plan.prefill:
         prompt = prompt + tokenizer.encode(tool_plan.prefill)
+        image_mask = image_mask + [0] * (len(prompt) - len(image_mask)) if image_mask else None
     sampling = _sampling(body, limits)
     stream, include_usage = _stream_options(body)
     want_logprobs = _field(body, "logprobs", bool, False, why="a boolean")
@@ -287,6 +373,8 @@ def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, tem
     stop_ids = _stop_ids(body, default_stop_ids, cfg.vocab_size)
     logprobs = (top or 0) if want_logprobs else None
     rows = _rows([prompt], sampling, max_tokens, stop_ids, stops, logprobs or 0)
+    for row in rows:
+        row.image_mask, row.image_patches = image_mask, patches
     return Plan("chat", [prompt], [None], rows, sampling["n"], stream, include_usage, False, logprobs, stops,
                 tool_plan.parse, tool_plan.prefill)
 

@@ -237,6 +237,10 @@ PRESETS: dict[str, LlamaConfig] = {
     # tokenizer's 512 pieces; big enough to learn the toy agent tasks and word games on a CPU in minutes.
     "toy_2m": LlamaConfig(vocab_size=512, hidden_size=192, intermediate_size=512, num_layers=4, num_heads=8,
                           num_kv_heads=4, max_position_embeddings=1024),
+    # The toy vision run's decoder (configs/train/vision_toy.py, docs/vision.md): small enough to train on
+    # screenshots on a CPU in under an hour, wide enough to read a target's position off its patches.
+    "vision_toy": LlamaConfig(vocab_size=512, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=8,
+                              num_kv_heads=4, max_position_embeddings=1024),
     # The tokenizer-sized tiny model (Llama-2 vocabulary).
     "tiny_32k": LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=8,
                             num_kv_heads=4, max_position_embeddings=2048),

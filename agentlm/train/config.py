@@ -41,6 +41,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.loss_chunk = 0
     c.model.scan_unroll = 1  # layers per layer-scan iteration (the layer count = no loop; compile time grows)
     c.model.max_position_embeddings = 0  # > 0: train on longer rows than the base model's (RoPE has no table)
+    # The optional vision path (agentlm.model.vision) on a preset: patch_size > 0 adds it (the mixture's
+    # image_patch must match); 0 = the text model. A run fine-tuned from init_from keeps that model's own.
+    c.model.vision = ml_collections.ConfigDict({"patch_size": 0, "max_patches": 1024, "encoder_layers": 0,
+                                                "encoder_mlp": 0})
 
     c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
     c.logical_axis_rules = ml_collections.config_dict.placeholder(list)  # None = agentlm.sharding defaults
@@ -120,6 +124,9 @@ def model_config(config) -> LlamaConfig:
         if config.model.preset not in PRESETS:
             _fail("model.preset", config.model.preset, f"unknown preset; known: {sorted(PRESETS)}")
         base = PRESETS[config.model.preset]
+        vision = config.model.get("vision")
+        if vision is not None and vision.get("patch_size", 0) > 0:
+            numerics["vision"] = dict(vision)
     try:
         return base.replace(**numerics)
     except ValueError as e:
@@ -185,6 +192,13 @@ def validate(config, num_devices: int | None = None, num_processes: int = 1) -> 
     except ValueError as e:
         raise ConfigError(f"config.logical_axis_rules: {e}") from None
     cfg = model_config(config)
+    patch = cfg.vision.patch_size if cfg.vision is not None else 0
+    if d.source == "mixture" and int(d.mixture.get("image_patch", 0) or 0) != patch:
+        _fail("data.mixture.image_patch", d.mixture.get("image_patch", 0),
+              f"must equal the model's vision patch size ({patch}; 0 = a text model, see config.model.vision)")
+    if d.source == "synthetic" and patch:
+        _fail("model.vision.patch_size", patch, "a vision model trains on a mixture with images (data.source "
+              "'mixture', data.mixture.image_patch set), not on the synthetic text source")
     if d.seq_len > cfg.max_position_embeddings:
         _fail("data.seq_len", d.seq_len, f"exceeds the model's max_position_embeddings={cfg.max_position_embeddings}")
     if num_devices is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from agentlm.train.step import BATCH_KEYS
+from agentlm.train.step import BATCH_KEYS, IMAGE_KEYS
 from agentlm.train.synthetic import SyntheticSource
 
 
@@ -28,11 +28,14 @@ def process_rows(batch_sharding, global_batch: int, seq_len: int) -> tuple[int, 
 
 
 def to_global(local: dict[str, np.ndarray], shardings, global_batch: int) -> dict[str, jax.Array]:
-    """Assembles the global [B, T] arrays from every process's rows (no cross-host copy of the data)."""
+    """Assembles the global [B, T] arrays from every process's rows (no cross-host copy of the data); the keys
+    are those of `shardings` (a vision model's also hold the image arrays)."""
     out = {}
-    for key in BATCH_KEYS:
+    for key in shardings:
         if key not in local:
-            raise KeyError(f"batch is missing {key!r}; the batch contract needs {BATCH_KEYS}")
+            hint = (" (a vision model needs a mixture with image_patch set to its patch size)"
+                    if key in IMAGE_KEYS else "")
+            raise KeyError(f"batch is missing {key!r}; the batch contract needs {tuple(shardings)}{hint}")
         x = np.asarray(local[key])
         out[key] = jax.make_array_from_process_local_data(shardings[key], x, (global_batch, *x.shape[1:]))
     return out

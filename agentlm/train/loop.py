@@ -136,7 +136,7 @@ def setup(config) -> Run:
 
     optimizer, schedule = make_optimizer(config.optimizer, total_steps)
     shardings = step_lib.state_shardings(cfg, optimizer, mesh, rules)
-    batch_sh = step_lib.batch_shardings(mesh, rules)
+    batch_sh = step_lib.batch_shardings(mesh, rules, cfg)
     train_fn = step_lib.jit_train_step(cfg, optimizer, schedule, config.train.grad_accum, mesh, rules, shardings,
                                        loss_chunk=config.model.loss_chunk)
     eval_fn = step_lib.jit_eval_step(cfg, mesh, rules, shardings, loss_chunk=config.model.loss_chunk)

@@ -26,6 +26,18 @@ from agentlm import model, sharding
 from agentlm.model import LlamaConfig, llama
 
 BATCH_KEYS = ("inputs", "targets", "positions", "segment_ids", "loss_weights")
+# vision models (cfg.vision set) also take these (agentlm.data.packing): image_mask [B, T] and the uint8
+# image_patches [B, T, patch_dim], aligned with `inputs` and sharded like it along batch and length
+IMAGE_KEYS = ("image_mask", "image_patches")
+
+
+def batch_keys(cfg: LlamaConfig) -> tuple[str, ...]:
+    return BATCH_KEYS + (IMAGE_KEYS if cfg.vision is not None else ())
+
+
+def _images(batch) -> dict:
+    """The model's image arguments from a batch (empty for text batches)."""
+    return {k: batch[k] for k in IMAGE_KEYS if k in batch}
 
 
 def token_losses(cfg: LlamaConfig, params, batch, loss_chunk: int = 0) -> jax.Array:
@@ -38,12 +50,13 @@ def token_losses(cfg: LlamaConfig, params, batch, loss_chunk: int = 0) -> jax.Ar
     ~half the step and its [B, T, V] buffers dominate the step's memory traffic (benchmarks/RESULTS.md).
     """
     if loss_chunk <= 0:
-        logits, _ = model.apply(cfg, params, batch["inputs"], batch["positions"], batch["segment_ids"])
+        logits, _ = model.apply(cfg, params, batch["inputs"], batch["positions"], batch["segment_ids"],
+                                **_images(batch))
         log_z = jax.nn.logsumexp(logits, axis=-1)
         target_logit = jnp.take_along_axis(logits, batch["targets"][..., None], axis=-1)[..., 0]
         return log_z - target_logit
     hidden, _ = model.Llama(cfg).apply({"params": params}, batch["inputs"], batch["positions"],
-                                       batch["segment_ids"], return_hidden=True)
+                                       batch["segment_ids"], return_hidden=True, **_images(batch))
     return chunked_cross_entropy(cfg, hidden, llama.head_kernel(cfg, params), batch["targets"], loss_chunk)
 
 
@@ -135,7 +148,7 @@ def split_microbatches(batch, grad_accum: int):
     def split(x):
         b = x.shape[0]
         x = x.reshape(b // grad_accum, grad_accum, *x.shape[1:]).swapaxes(0, 1)
-        return nn.with_logical_constraint(x, (None, "batch", "length"))
+        return nn.with_logical_constraint(x, (None, "batch", "length") + (None,) * (x.ndim - 3))
 
     return {k: split(v) for k, v in batch.items()}
 
@@ -148,7 +161,7 @@ def loss_and_grads(cfg: LlamaConfig, params, batch, grad_accum: int = 1, loss_ch
     def loss_fn(p, mb):
         if loss_chunk > 0:  # the gradient-in-forward chunked head (weighted_cross_entropy)
             hidden, _ = model.Llama(cfg).apply({"params": p}, mb["inputs"], mb["positions"], mb["segment_ids"],
-                                               return_hidden=True)
+                                               return_hidden=True, **_images(mb))
             kernel = llama.head_kernel(cfg, p).astype(cfg.compute_dtype)
             return weighted_cross_entropy(hidden.astype(cfg.compute_dtype), kernel, mb["targets"],
                                           mb["loss_weights"].astype(jnp.float32), loss_chunk) / denom
@@ -226,9 +239,11 @@ def init_state(cfg: LlamaConfig, optimizer, mesh, rules, rng, shardings, params=
     return {"params": params, "opt_state": opt_state, "step": step}
 
 
-def batch_shardings(mesh, rules) -> dict[str, NamedSharding]:
-    sh = sharding.batch_sharding(mesh, rules)
-    return {k: sh for k in BATCH_KEYS}
+def batch_shardings(mesh, rules, cfg: LlamaConfig | None = None) -> dict[str, NamedSharding]:
+    """Every batch array split along batch (and length, per the rules) like `inputs`; a vision model's
+    [B, T, patch_dim] patches keep their last axis whole."""
+    keys = batch_keys(cfg) if cfg is not None else BATCH_KEYS
+    return {k: sharding.batch_sharding(mesh, rules, 3 if k == "image_patches" else 2) for k in keys}
 
 
 def jit_train_step(cfg, optimizer, schedule, grad_accum, mesh, rules, shardings, loss_chunk: int = 0):
@@ -236,11 +251,11 @@ def jit_train_step(cfg, optimizer, schedule, grad_accum, mesh, rules, shardings,
     fn = functools.partial(train_step, cfg=cfg, optimizer=optimizer, schedule=schedule, grad_accum=grad_accum,
                            loss_chunk=loss_chunk)
     repl = sharding.replicated(mesh)
-    return jax.jit(fn, in_shardings=(shardings, batch_shardings(mesh, rules), repl),
+    return jax.jit(fn, in_shardings=(shardings, batch_shardings(mesh, rules, cfg), repl),
                    out_shardings=(shardings, repl), donate_argnums=(0,))
 
 
 def jit_eval_step(cfg, mesh, rules, shardings, loss_chunk: int = 0):
     repl = sharding.replicated(mesh)
     return jax.jit(functools.partial(eval_step, cfg=cfg, loss_chunk=loss_chunk),
-                   in_shardings=(shardings["params"], batch_shardings(mesh, rules)), out_shardings=repl)
+                   in_shardings=(shardings["params"], batch_shardings(mesh, rules, cfg)), out_shardings=repl)
