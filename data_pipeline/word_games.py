@@ -22,6 +22,7 @@ import pathlib
 import random
 import sys
 
+from agentlm.data.template import DEFAULT_SYSTEM
 from agentlm.jsonl import iter_jsonl
 
 WORDS = ("apple", "river", "stone", "cloud", "green", "music", "table", "light", "ocean", "tiger", "paper", "smile",
@@ -66,11 +67,21 @@ def write_general(data_dir: pathlib.Path, n_train: int, n_eval: int, seed: int) 
     return train_path, eval_path
 
 
-def conversation_texts(paths) -> list[str]:
+def conversation_texts(paths, template: str = "llama2", system: str | None = DEFAULT_SYSTEM) -> list[str]:
+    """The text runs the trainer will encode: every turn inside the chat template's scaffolding (system block,
+    [INST] markers). Training the BPE on these rather than on bare turn values gives the scaffolding its own
+    pieces: with bare values the Llama-2 system block cost ~50 one-character tokens in every row."""
+    from agentlm.data.template import TEMPLATES, normalize_conversation
+
+    tmpl = TEMPLATES[template]
     texts = []
     for path in paths:
         for _, row in iter_jsonl(path):
-            texts += [turn["value"] for turn in row.get("conversations", [])]
+            conv_system, turns = normalize_conversation(row.get("conversations", []))
+            for k, (role, text, _) in enumerate(turns):
+                pieces = tmpl.prompt(text, conv_system or system, first=k == 0) if role == "human" else \
+                    tmpl.reply(text)
+                texts += [value for kind, value in pieces if kind == "text"]
     return texts
 
 

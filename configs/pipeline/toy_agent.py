@@ -14,10 +14,11 @@ OS_PROMPT = "configs/envs/toy_os_scaffold.json"
 def get_config():
     c = base_config("toy_agent")
     c.stages = ("instructions", "rollout", "filter", "export")
-    c.sources.toy_db = source("toy_tasks", "db", families=("db_count", "db_first"), n=150, seed=0,
+    c.sources.toy_db = source("toy_tasks", "db", families=("db_count", "db_first"), n=300, seed=0,
                               env_kwargs={"prompt_file": DB_PROMPT}, oracle_kwargs=dict(ORACLE_OPTIONS["db"]))
-    c.sources.toy_os = source("toy_tasks", "os", families=("os_count", "os_read"), n=150, seed=0,
+    c.sources.toy_os = source("toy_tasks", "os", families=("os_count", "os_read"), n=300, seed=0,
                               env_kwargs={"prompt_file": OS_PROMPT},
                               oracle_kwargs={**ORACLE_OPTIONS["os"], "prompt_file": OS_PROMPT})
+    c.offline_workers = 6  # the sandbox start-up, not the CPU, bounds an OS episode
     c.export.formats = ("jsonl",)
     return c

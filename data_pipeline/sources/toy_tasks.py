@@ -27,23 +27,33 @@ import random
 import shlex
 from typing import Any, Callable
 
-_NAMES = ("amber", "birch", "cedar", "delta", "ember", "flint", "grove", "haven", "indigo", "jasper", "kestrel",
-          "lotus", "marble", "nectar", "opal", "pebble", "quill", "russet", "sable", "thistle", "umber", "velvet",
-          "willow", "yarrow", "zephyr", "aspen", "bramble", "coral", "dune", "fern")
+_CONSONANTS = "bdfgklmnprstvz"
+_VOWELS = "aeiou"
 _COLORS = ("red", "blue", "green", "black", "white", "yellow", "purple", "orange")
 _CITIES = ("Oslo", "Lima", "Pune", "Lyon", "Osaka", "Quito", "Perth", "Cairo")
-_WORDS = ("apple", "river", "stone", "cloud", "tiger", "paper", "bread", "chair", "glass", "lemon", "plant",
-          "queen", "radio", "sugar", "train", "zebra")
-
+MAX_COUNT = 99  # counts are drawn from 1..MAX_COUNT: a constant answer is right 1 time in 99
 
 TABLE = "items"
 DATA_DIR = "/root/data"
 NOTE = "/root/note.txt"
 
 
+def made_up_word(rng: random.Random) -> str:
+    """A pronounceable nonsense word of 2 or 3 syllables (14 x 5 = 70 syllables, ~350,000 words): drawn afresh
+    for every instance, so a name or a note's word can only be known by reading it off the observation, never
+    by memorising the training answers (a fixed list of 16-30 words let the model answer a constant)."""
+    return "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(rng.randint(2, 3)))
+
+
 def _table(rng: random.Random) -> dict[str, Any]:
-    """A small dbbench table `items`: a name column and two attributes, 1 to 7 rows (short observations)."""
-    keys = rng.sample([n.capitalize() for n in _NAMES], rng.randint(1, 7))
+    """A dbbench table `items`: a name column (made-up names) and two attributes, 1 to MAX_COUNT rows. Only the
+    query's result is shown to the model, so the table's size costs no tokens."""
+    n = rng.randint(1, MAX_COUNT)
+    keys: list[str] = []
+    while len(keys) < n:
+        name = made_up_word(rng)
+        if name not in keys:
+            keys.append(name)
     rows = [[k, rng.choice(_COLORS), rng.choice(_CITIES)] for k in keys]
     return {"table_name": TABLE, "table_info": {"columns": [{"name": "name", "type": "TEXT"},
                                                             {"name": "color", "type": "TEXT"},
@@ -76,13 +86,13 @@ def _os_item(description: str, init: list[str], example: str, answer: str, famil
 
 
 def _os_count(rng: random.Random, family: str, wording: str) -> dict:
-    files = rng.sample(_WORDS, rng.randint(1, 7))
-    init = [f"mkdir -p {DATA_DIR}"] + [f"touch {DATA_DIR}/{f}.txt" for f in files]
-    return _os_item(wording, init, f"ls {DATA_DIR} | wc -l", str(len(files)), family)
+    n = rng.randint(1, MAX_COUNT)
+    init = [f"mkdir -p {DATA_DIR}", f"touch {' '.join(f'{DATA_DIR}/f{i}.txt' for i in range(n))}"]
+    return _os_item(wording, init, f"ls {DATA_DIR} | wc -l", str(n), family)
 
 
 def _os_read(rng: random.Random, family: str) -> dict:
-    word = rng.choice(_WORDS)
+    word = made_up_word(rng)
     return _os_item(f"What word is written in the file {NOTE}?", [f"printf %s {shlex.quote(word)} > {NOTE}"],
                     f"cat {NOTE}", word, family)
 

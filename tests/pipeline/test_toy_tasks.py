@@ -31,6 +31,27 @@ def test_held_out_wording_is_never_trained_on():
     assert set(toy_tasks.HELD_IN) & set(toy_tasks.HELD_OUT) == set()
 
 
+def _answer(item: dict) -> str:
+    return item["label"][0] if "label" in item else item["evaluation"]["match"]
+
+
+def test_answers_are_unknowable_without_reading_the_observation():
+    """Answer spaces large enough that a constant (or a memorised training answer) is almost never right: the
+    made-up names and words of 300 instances are nearly all distinct and new at another seed, and counts spread
+    over 1..MAX_COUNT."""
+    for family in ("db_first", "os_read"):
+        train = [_answer(it) for it in toy_tasks.derive_items(family, 0, 300)]
+        held = [_answer(it) for it in toy_tasks.derive_items(family, 1001, 20)]
+        assert len(set(train)) >= 280, family
+        assert len(set(held) - set(train)) >= 18, family
+    for family in ("db_count", "os_count", "db_tally", "os_tally"):
+        counts = [int(_answer(it)) for it in toy_tasks.derive_items(family, 0, 300)]
+        assert min(counts) >= 1 and max(counts) <= toy_tasks.MAX_COUNT
+        assert len(set(counts)) >= 0.8 * toy_tasks.MAX_COUNT and max(counts.count(c) for c in counts) <= 12
+    item = toy_tasks.derive_items("db_count", 5, 1)[0]
+    assert len(item["table"]["table_info"]["rows"]) == int(item["label"][0])
+
+
 def test_unknown_family_and_env_mismatch_are_refused():
     with pytest.raises(ValueError, match="'db_lookup' is unknown"):
         toy_tasks.derive_items("db_lookup", 0, 1)

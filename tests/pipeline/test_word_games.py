@@ -33,6 +33,21 @@ def test_tokenizer_matches_the_tiny_preset(tmp_path):
     assert tok.decode(tok.encode("Sort these words: apple river")) == "Sort these words: apple river"
 
 
+def test_tokenizer_learns_the_chat_template_scaffolding(tmp_path):
+    """The BPE sees the turns inside the Llama-2 template, so the system block costs a few pieces per row, not
+    one per character (it is in every row the trainer renders)."""
+    from agentlm.data.template import DEFAULT_SYSTEM, load_tokenizer
+
+    train, _ = word_games.write_general(tmp_path, 300, 10, seed=0)
+    texts = word_games.conversation_texts([train])
+    assert any(DEFAULT_SYSTEM in t and "[INST]" in t for t in texts) and any(t.endswith(" [/INST]") for t in texts)
+    tok = load_tokenizer(word_games.train_tokenizer(texts, 512, tmp_path / "tok"))
+    assert len(tok.encode(f"[INST] <<SYS>>\n{DEFAULT_SYSTEM}\n<</SYS>>\n\n")) <= 25
+    bare = load_tokenizer(word_games.train_tokenizer(word_games.conversation_texts([train], system=None), 512,
+                                                     tmp_path / "bare"))
+    assert len(bare.encode(DEFAULT_SYSTEM)) > 2 * len(tok.encode(DEFAULT_SYSTEM))
+
+
 def test_eval_items_from_pipeline_tasks(tmp_path):
     rows = [{"env": "db", "id": f"d{i}", "data": {"description": f"q{i}", "label": ["1"]}} for i in range(5)]
     rows += [{"env": "os", "id": "o0", "data": {"description": "x", "evaluation": {"match": "3"}}},
