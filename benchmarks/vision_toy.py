@@ -33,6 +33,8 @@ import urllib.request
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:       # run as a script: the baselines import agentlm in this process
+    sys.path.insert(0, str(ROOT))
 SHORT_SCAFFOLD = ROOT / "configs" / "envs" / "miniwob_vision_short.json"
 TOKENIZER = ROOT.parent / "shared" / "models" / "stories260K-hf" / "tokenizer.model"
 WIDTH, HEIGHT = 80, 104
@@ -53,14 +55,31 @@ def run(cmd, log: pathlib.Path, env=None):
     return time.time() - t0
 
 
-def per_task(episodes_path: pathlib.Path) -> dict[str, float]:
-    """Success rate per MiniWoB task from an episodes.jsonl (ids miniwob_vision_<task>_<seed>)."""
+def per_task(episodes_path: pathlib.Path, train_shas: set | None = None) -> dict[str, float]:
+    """Success rate per MiniWoB task from an episodes.jsonl (ids miniwob_vision_<task>_<seed>); with `train_shas`,
+    the rate over the episodes whose first screenshot is not among the training screens (key "<task>/unseen")."""
     wins: dict[str, list[float]] = {}
     for line in episodes_path.read_text().splitlines():
         ep = json.loads(line)
         name = re.match(r"miniwob_vision_(.+)_\d+$", ep["id"]).group(1)
         wins.setdefault(name, []).append(float(ep["reward"] > 0))
+        if train_shas is not None:
+            first = next(m for m in ep["conversations"] if isinstance(m["value"], list))
+            sha = next(p["sha256"] for p in first["value"] if p["type"] == "image")
+            if sha not in train_shas:
+                wins.setdefault(f"{name}/unseen", []).append(float(ep["reward"] > 0))
     return {k: float(np.mean(v)) for k, v in sorted(wins.items())}
+
+
+def unseen_counts(episodes_path: pathlib.Path, train_shas: set) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in episodes_path.read_text().splitlines():
+        ep = json.loads(line)
+        name = re.match(r"miniwob_vision_(.+)_\d+$", ep["id"]).group(1)
+        first = next(m for m in ep["conversations"] if isinstance(m["value"], list))
+        sha = next(p["sha256"] for p in first["value"] if p["type"] == "image")
+        counts[name] = counts.get(name, 0) + int(sha not in train_shas)
+    return counts
 
 
 def free_port() -> int:
@@ -133,7 +152,7 @@ def best_points(tasks, boxes) -> dict[str, tuple[int, int, float]]:
     return out
 
 
-def baselines(items: pathlib.Path, out: pathlib.Path, workers: int) -> dict:
+def baselines(items: pathlib.Path, out: pathlib.Path, workers: int, train_shas: set) -> dict:
     from agentlm.envs import loop, registry
 
     spec = registry.get("miniwob_vision")
@@ -155,7 +174,7 @@ def baselines(items: pathlib.Path, out: pathlib.Path, workers: int) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         loop.run_tasks(factory, agent, tasks, loop.LoopConfig(max_rounds=1), workers=workers, out=path, resume=True,
                        progress=False)
-        result[name] = per_task(path)
+        result[name] = per_task(path, train_shas)
     return result
 
 
@@ -193,8 +212,12 @@ def main():
     episodes = out / "eval" / "agent" / "miniwob_vision" / "episodes.jsonl"
     if not episodes.exists() or len(episodes.read_text().splitlines()) < len(names) * args.eval:
         timings["eval_s"] = serve_and_eval(run_dir, eval_items, out, args.workers)
+    # screens are content-addressed (<sha256>.png): an evaluation screen may equal a training one (focus-text has
+    # few layouts), so rates are also given over the episodes whose screen was never trained on
+    train_shas = {p.stem for p in (export.parent / "images").glob("*.png")}
     result = {"tasks": names, "train_rows": rows, "steps": args.steps, "eval_episodes_per_task": args.eval,
-              "model_via_server": per_task(episodes), **baselines(eval_items, out, args.workers),
+              "unseen_eval_screens": unseen_counts(episodes, train_shas),
+              "model_via_server": per_task(episodes, train_shas), **baselines(eval_items, out, args.workers, train_shas),
               "timings_s": timings}
     losses = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in losses if "loss" in r]

@@ -2,6 +2,8 @@
 shard/convert/checkpoint like the text model's, and the config round-trips (JSON and HF config.json)."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -128,3 +130,17 @@ def test_remat_policy_gives_the_same_loss_and_grads(reference):
     for a, b in zip(jax.tree.leaves(vision0), jax.tree.leaves(vision1)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
     assert float(np.abs(np.asarray(vision0["patch_proj"]["kernel"])).sum()) > 0
+
+
+def test_patch_norm_adds_contrast_and_leaves_flat_patches_alone(reference):
+    """patch_norm (same parameters) changes what a patch with contrast embeds to, not what a flat one does, and an
+    old config (no patch_norm field) reads as off."""
+    cfg, params, (tokens, pos, segs, patches, mask), logits = reference
+    normed = cfg.replace(vision=dataclasses.replace(VISION, patch_norm=True))
+    flat = (np.ones_like(patches) * 200 * mask[..., None]).astype(np.uint8)
+    np.testing.assert_allclose(_forward(normed, params, tokens, pos, segs, flat, mask),
+                               _forward(cfg, params, tokens, pos, segs, flat, mask), atol=1e-5)
+    assert not np.allclose(_forward(normed, params, tokens, pos, segs, patches, mask), logits, atol=1e-3)
+    old = {k: v for k, v in dataclasses.asdict(VISION).items() if k != "patch_norm"}
+    assert LlamaConfig(vision=old).vision.patch_norm is False
+    assert LlamaConfig.from_hf(normed.to_hf()).vision.patch_norm is True

@@ -23,6 +23,9 @@ class VisionConfig:
     max_patches: int = 1024          # rows of the patch-index table (patches per image, row-major)
     encoder_layers: int = 0          # residual per-patch SwiGLU blocks after the projection (0 = Fuyu's linear)
     encoder_mlp: int = 0             # their hidden width (0 = the decoder's intermediate_size)
+    # add each patch's own contrast (its pixels minus their mean, scaled to unit RMS) to the scaled pixels: on
+    # screenshots, mostly flat white, this lets edges and glyphs stand out from the first step (agentlm.model.vision)
+    patch_norm: bool = False
 
     def __post_init__(self):
         for name in ("patch_size", "channels", "max_patches"):

@@ -2,7 +2,8 @@
 
 Fuyu's arrangement: no separate image tower in front of the decoder. Each patch (p x p x 3 uint8 pixels, as the
 data pipeline packs them, aligned with the tokens) is scaled to [-1, 1], projected linearly into the embedding
-width, given a learned embedding of its index within its image (the decoder's own RoPE positions then order the
+width (with `patch_norm`, after adding the patch's own normalised contrast), given a learned embedding of
+its index within its image (the decoder's own RoPE positions then order the
 images among the text), and optionally refined by `encoder_layers` residual SwiGLU blocks applied per patch
 (the decoder's attention mixes patches with each other and with the text). The result replaces the token
 embedding wherever `image_mask` is 1; elsewhere the token embedding is untouched.
@@ -57,6 +58,9 @@ class VisionEmbed(nn.Module):
             raise ValueError(f"image patches have {patches.shape[-1]} values, the vision config expects "
                              f"{vc.patch_dim} ({vc.patch_size}x{vc.patch_size}x{vc.channels})")
         x = patches.astype(jnp.float32) * (2.0 / 255.0) - 1.0
+        if vc.patch_norm:
+            centred = x - x.mean(-1, keepdims=True)
+            x = x + centred / (jnp.sqrt(jnp.mean(centred * centred, -1, keepdims=True)) + 0.1)
         x = nn.with_logical_constraint(x.astype(cfg.compute_dtype), ("batch", "length", None))
         x = Einsum(cfg, (vc.patch_dim, cfg.hidden_size), ("patch", "embed"), "btp,pe->bte", name="patch_proj")(x)
         table = self.param("patch_pos", _init(("image_patches", "embed")), (vc.max_patches, cfg.hidden_size),

@@ -44,7 +44,7 @@ def default_config() -> ml_collections.ConfigDict:
     # The optional vision path (agentlm.model.vision) on a preset: patch_size > 0 adds it (the mixture's
     # image_patch must match); 0 = the text model. A run fine-tuned from init_from keeps that model's own.
     c.model.vision = ml_collections.ConfigDict({"patch_size": 0, "max_patches": 1024, "encoder_layers": 0,
-                                                "encoder_mlp": 0})
+                                                "encoder_mlp": 0, "patch_norm": False})
 
     c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
     c.logical_axis_rules = ml_collections.config_dict.placeholder(list)  # None = agentlm.sharding defaults

@@ -20,6 +20,7 @@ def get_config():
     c.model.vision.patch_size = 8             # 80 x 104 screenshots: 130 patches
     c.model.vision.max_patches = 256
     c.model.vision.encoder_layers = 1
+    c.model.vision.patch_norm = True          # without it the model answered one fixed point per task
     c.data.source = "mixture"
     c.data.global_batch_size = 8
     c.data.seq_len = 288                      # one screen (130 patches) + instruction + reply: 273-282 tokens
