@@ -38,7 +38,8 @@ def get_config():
         "{python} -m data_pipeline.run --config configs/pipeline/toy_agent.py --config.progress=False"
         " --config.out_dir={data_dir}/agent",
         "{python} -m data_pipeline.sources.toy_tasks --out {data_dir}/eval_items --seed 1001 --n 20",
-        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct",
+        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct"
+        " --vocab_size 1024",
     ]))
 
     # The run's config file = train.config + train.settings (any field type: the trainer's list fields cannot be
@@ -48,7 +49,11 @@ def get_config():
         settings=ConfigDict({"data": {"mixture": {
             "agent_paths": ["{data_dir}/agent/export/agentinstruct"], "general_paths": ["{data_dir}/general"],
             "tokenizer": "{data_dir}/tokenizer/tokenizer.json", "cache_dir": "{out_dir}/tfds_cache"}}}),
-        overrides=[]))
+        overrides=[],
+        # AgentTuning fine-tunes Llama-2-chat, a model that already has general ability. The toy stand-in: the
+        # eta = 0 run (general data only, from scratch) is the untuned chat model, and every other eta fine-tunes
+        # it (--config.init_from=<its run>) on its mixture. None: every run starts from random weights.
+        init_from_eta=0.0))
 
     c.eval = ConfigDict()
     # Held-in and held-out agent scores: one eval.agent run per task family against the served model. The toy
