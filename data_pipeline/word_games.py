@@ -24,6 +24,7 @@ import sys
 
 from agentlm.data.template import DEFAULT_SYSTEM
 from agentlm.jsonl import iter_jsonl
+from data_pipeline.sources.toy_tasks import MAX_COUNT, made_up_word
 
 WORDS = ("apple", "river", "stone", "cloud", "green", "music", "table", "light", "ocean", "tiger", "paper", "smile",
          "bread", "chair", "dream", "field", "glass", "house", "juice", "lemon", "money", "night", "plant", "queen",
@@ -36,16 +37,29 @@ GAMES = {
     "first": ("What is the first word? {}", lambda ws: ws[0]),
     "last": ("What is the last word? {}", lambda ws: ws[-1]),
 }
+# Copy games over the kinds of token the toy agent tasks' observations carry (made-up words, numbers 1-99): a
+# pretrained chat model copies any string from its context, and these give the toy's general-only model that
+# ability over the same tokens. The value sits in brackets so that it tokenizes as it does in an answer (the
+# byte-level BPE gives " word" and "word" different pieces). No agent format, no environment: general data.
+COPY_GAMES = {
+    "copy_word": ("Copy the word in brackets: [{}]", made_up_word),
+    "copy_number": ("Copy the number in brackets: [{}]", lambda rng: str(rng.randint(1, MAX_COUNT))),
+}
 SPECIAL = ("<unk>", "<s>", "</s>")
 
 
 def general_row(rng: random.Random, index: int, split: str) -> dict:
-    game = rng.choice(sorted(GAMES))
-    words = rng.sample(WORDS, rng.randint(2, 6))
-    prompt, answer = GAMES[game]
+    game = rng.choice(sorted(GAMES) + sorted(COPY_GAMES))
+    if game in COPY_GAMES:
+        prompt, draw = COPY_GAMES[game]
+        value = draw(rng)
+        user, reply = prompt.format(value), value
+    else:
+        words = rng.sample(WORDS, rng.randint(2, 6))
+        prompt, answer = GAMES[game]
+        user, reply = prompt.format(" ".join(words)), answer(words)
     return {"id": f"general_{split}_{index}", "game": game,
-            "conversations": [{"from": "human", "value": prompt.format(" ".join(words))},
-                              {"from": "gpt", "value": answer(words)}]}
+            "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": reply}]}
 
 
 def write_general(data_dir: pathlib.Path, n_train: int, n_eval: int, seed: int) -> tuple[pathlib.Path, pathlib.Path]:
