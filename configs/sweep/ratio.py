@@ -39,7 +39,7 @@ def get_config():
         " --config.out_dir={data_dir}/agent",
         "{python} -m data_pipeline.sources.toy_tasks --out {data_dir}/eval_items --seed 1001 --n 20",
         "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct"
-        " --vocab_size 1024",
+        " --vocab_size 1024 --n_general 4000 --n_general_eval 80",
     ]))
 
     # The run's config file = train.config + train.settings (any field type: the trainer's list fields cannot be
