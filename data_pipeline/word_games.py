@@ -39,20 +39,22 @@ GAMES = {
 }
 # Copy games over the kinds of token the toy agent tasks' observations carry (made-up words, numbers 1-99): a
 # pretrained chat model copies any string from its context, and these give the toy's general-only model that
-# ability over the same tokens. The value sits in brackets so that it tokenizes as it does in an answer (the
+# ability over the same tokens. They are half of the general pool and copy 1-4 values each, because a model of
+# this size learns copying only from dense copy supervision (with one copied value in six one-answer games, 300
+# steps left it at 0% on every copy game). The values sit in brackets so that they tokenize as in an answer (the
 # byte-level BPE gives " word" and "word" different pieces). No agent format, no environment: general data.
 COPY_GAMES = {
-    "copy_word": ("Copy the word in brackets: [{}]", made_up_word),
-    "copy_number": ("Copy the number in brackets: [{}]", lambda rng: str(rng.randint(1, MAX_COUNT))),
+    "copy_words": ("Copy the words in brackets: [{}]", made_up_word),
+    "copy_numbers": ("Copy the numbers in brackets: [{}]", lambda rng: str(rng.randint(1, MAX_COUNT))),
 }
 SPECIAL = ("<unk>", "<s>", "</s>")
 
 
 def general_row(rng: random.Random, index: int, split: str) -> dict:
-    game = rng.choice(sorted(GAMES) + sorted(COPY_GAMES))
+    game = rng.choice(sorted(COPY_GAMES)) if rng.random() < 0.5 else rng.choice(sorted(GAMES))
     if game in COPY_GAMES:
         prompt, draw = COPY_GAMES[game]
-        value = draw(rng)
+        value = " ".join(draw(rng) for _ in range(rng.randint(1, 4)))
         user, reply = prompt.format(value), value
     else:
         words = rng.sample(WORDS, rng.randint(2, 6))
