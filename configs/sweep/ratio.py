@@ -7,7 +7,7 @@ Built from nothing but this repository (data steps below, run once):
 - evaluation items: new instances (another seed) of the held-in families and of the held-out families db_tally
   and os_tally (a held-in skill under a template never trained on);
 - general data and general eval: word games (data_pipeline.word_games) and their held-out set;
-- tokenizer: a 512-piece byte-level BPE trained on both pools (the toy_2m preset's vocabulary).
+- tokenizer: a 1,024-piece byte-level BPE trained on both pools inside the chat template (toy_1m's vocabulary).
 Each run: configs/train/demo.py at the run's eta and seed; then `agentlm.infer.serve` on the checkpoint and
 `agentlm.eval.agent` against it (greedy, one invocation per family, the environments' own metrics, the training
 prompts via prompt_file), and the word-game exact match (agentlm.eval.word_games).
@@ -24,7 +24,7 @@ FAMILIES = {"db_count": ("db", "held_in"), "db_first": ("db", "held_in"), "os_co
 
 def get_config():
     c = ConfigDict()
-    c.title = "AgentTuning ratio sweep (toy world, 1.8M-parameter model, CPU)"
+    c.title = "AgentTuning ratio sweep (toy world, 1.05M-parameter model, CPU)"
     c.etas = (0.0, 0.1, 0.2, 0.5, 1.0)
     c.seeds = (0, 1, 2)
     c.before_after = ()  # (untuned eta, tuned eta): also write before_after.md
