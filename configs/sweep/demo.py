@@ -4,9 +4,8 @@
 
 The ratio sweep's toy world and stages (configs/sweep/ratio.py) at two points: eta = 0 (general data only: the
 toy stand-in for the untuned chat model, Llama-2-chat in the paper) and that model fine-tuned at eta = 0.2 (the
-paper's mixture), one
-seed. Ends with the before/after table (held-in, held-out, general, per family), printed and written to
-runs/demo/before_after.md and next to the eta = 0.2 checkpoints (runs/demo/eta_0.2/run/before_after.md).
+paper's mixture), one seed. Ends with the before/after table (held-in, held-out, general, per family), printed
+and written to runs/demo/before_after.md and next to the eta = 0.2 checkpoints (runs/demo/eta_0.2/run/before_after.md).
 """
 import pathlib
 

@@ -7,8 +7,8 @@ The toy world (all made by the repository, see configs/sweep/ratio.py for the co
   data/generated/demo/tokenizer/tokenizer.json      a 1024-piece byte-level BPE trained on both pools, inside
                                                     the chat template (so the system block has its own pieces)
 The model is the 1.05M-parameter `toy_1m` Llama: from random initialisation at eta = 0, fine-tuned from that run at
-other etas (configs/sweep/ratio.py, train.init_from_eta); the sweep
-sets eta, the seed and the run directory per run. Rows are 192 tokens: a toy agent conversation is 174-189
+other etas (configs/sweep/ratio.py, train.init_from_eta); the sweep sets eta, the seed and the run directory
+per run. Rows are 192 tokens: a toy agent conversation is 174-189
 tokens under the demo tokenizer (rows shorter than a conversation would cut its answer turn: the mixture
 truncates whole turns), a word game ~40, and packing fills the rest of a row.
 """
