@@ -61,7 +61,8 @@ test-all:
 test-gcs:
 	$(BIN)/python -m pytest -q -m gcs_orbax tests/test_object_storage.py
 
-# The toy AgentTuning experiment end to end (tests/test_demo_e2e.py, ~40 min on 2 cores): too long for CI's budget
+# The toy AgentTuning experiment end to end against issue 20's targets (tests/test_demo_e2e.py, ~25 min on 2 busy
+# cores): too long for CI's budget; CI runs its reduced slow version
 test-experiment:
 	$(BIN)/python -m pytest -q -m experiment tests
 

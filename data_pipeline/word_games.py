@@ -24,6 +24,7 @@ import sys
 
 from agentlm.data.template import DEFAULT_SYSTEM
 from agentlm.jsonl import iter_jsonl
+from data_pipeline.sources.toy_tasks import MAX_COUNT, made_up_word
 
 WORDS = ("apple", "river", "stone", "cloud", "green", "music", "table", "light", "ocean", "tiger", "paper", "smile",
          "bread", "chair", "dream", "field", "glass", "house", "juice", "lemon", "money", "night", "plant", "queen",
@@ -36,16 +37,31 @@ GAMES = {
     "first": ("What is the first word? {}", lambda ws: ws[0]),
     "last": ("What is the last word? {}", lambda ws: ws[-1]),
 }
+# Copy games over the kinds of token the toy agent tasks' observations carry (made-up words, numbers 1-99): a
+# pretrained chat model copies any string from its context, and these give the toy's general-only model that
+# ability over the same tokens. They are half of the general pool and copy 1-4 values each, because a model of
+# this size learns copying only from dense copy supervision (with one copied value in six one-answer games, 300
+# steps left it at 0% on every copy game). The values sit in brackets so that they tokenize as in an answer (the
+# byte-level BPE gives " word" and "word" different pieces). No agent format, no environment: general data.
+COPY_GAMES = {
+    "copy_words": ("Copy the words in brackets: [{}]", made_up_word),
+    "copy_numbers": ("Copy the numbers in brackets: [{}]", lambda rng: str(rng.randint(1, MAX_COUNT))),
+}
 SPECIAL = ("<unk>", "<s>", "</s>")
 
 
 def general_row(rng: random.Random, index: int, split: str) -> dict:
-    game = rng.choice(sorted(GAMES))
-    words = rng.sample(WORDS, rng.randint(2, 6))
-    prompt, answer = GAMES[game]
+    game = rng.choice(sorted(COPY_GAMES)) if rng.random() < 0.5 else rng.choice(sorted(GAMES))
+    if game in COPY_GAMES:
+        prompt, draw = COPY_GAMES[game]
+        value = " ".join(draw(rng) for _ in range(rng.randint(1, 4)))
+        user, reply = prompt.format(value), value
+    else:
+        words = rng.sample(WORDS, rng.randint(2, 6))
+        prompt, answer = GAMES[game]
+        user, reply = prompt.format(" ".join(words)), answer(words)
     return {"id": f"general_{split}_{index}", "game": game,
-            "conversations": [{"from": "human", "value": prompt.format(" ".join(words))},
-                              {"from": "gpt", "value": answer(words)}]}
+            "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": reply}]}
 
 
 def write_general(data_dir: pathlib.Path, n_train: int, n_eval: int, seed: int) -> tuple[pathlib.Path, pathlib.Path]:

@@ -82,6 +82,15 @@ def check_config(c) -> list[float]:
             raise ValueError(f"config.eval.agent.suites.{name}: missing {', '.join(missing)}")
         if suite["group"] not in GROUPS:
             raise ValueError(f"config.eval.agent.suites.{name}.group={suite['group']!r}: must be one of {GROUPS}")
+    base = c.train.get("init_from_eta")
+    if base is not None:
+        if float(base) not in etas:
+            raise ValueError(f"config.train.init_from_eta={base}: not one of config.etas={tuple(c.etas)} (the base "
+                             "run every other eta fine-tunes from is one of the sweep's runs)")
+        if c.mode == "tpu":
+            raise ValueError("config.train.init_from_eta: mode=tpu starts every run at once, before the base run "
+                             "exists; train the base eta alone first, then the others with "
+                             "--config.train.overrides including --config.init_from=<base run>")
     before_after = tuple(c.get("before_after") or ())
     if before_after and (len(before_after) != 2 or not set(map(float, before_after)) <= set(etas)):
         raise ValueError(f"config.before_after={before_after}: two of config.etas (untuned, tuned)")
@@ -176,9 +185,17 @@ class Sweep:
     def train_command(self, eta: float, config_file: str | None = None, seed: int | None = None) -> list[str]:
         t = self.c.train
         seed = self.seeds[0] if seed is None else seed
+        base = self.base_eta()
+        init = [] if base is None or eta == base else [f"--config.init_from={self.run_dir(base, seed)}"]
         return [self.python, "-m", t.module, "--config", config_file or t.config, f"--config.{t.eta_key}={eta}",
-                f"--config.run_dir={self.run_dir(eta, seed)}", f"--config.seed={seed}",
+                f"--config.run_dir={self.run_dir(eta, seed)}", f"--config.seed={seed}", *init,
                 *self._fill(t.overrides, eta, seed)]
+
+    def base_eta(self) -> float | None:
+        """`train.init_from_eta`: the eta whose run (same seed) every other run fine-tunes from, as AgentTuning
+        fine-tunes a chat model that already has its general ability; None = every run starts from scratch."""
+        base = self.c.train.get("init_from_eta")
+        return None if base is None else float(base)
 
     def write_run_config(self, eta: float, path: pathlib.Path, seed: int | None = None) -> str:
         """A config file = train.config + train.settings. Settings may set any field type (the trainer's list
@@ -331,7 +348,9 @@ class Sweep:
         t0 = time.time()
         self.prepare_data()
         results = []
-        runs = [(eta, seed) for seed in self.seeds for eta in self.etas]  # every eta once before any repeat
+        base = self.base_eta()  # the base run of a seed before the runs that start from it
+        order = sorted(self.etas, key=lambda e: e != base) if base is not None else self.etas
+        runs = [(eta, seed) for seed in self.seeds for eta in order]  # every eta once before any repeat
         for i, (eta, seed) in enumerate(runs):
             print(f"[sweep] run {i + 1}/{len(runs)}: eta={eta:g} seed={seed}", file=self.log, flush=True)
             results.append(self.run_one(eta, seed))

@@ -244,6 +244,11 @@ PRESETS: dict[str, LlamaConfig] = {
     # screenshots on a CPU in under an hour, wide enough to read a target's position off its patches.
     "vision_toy": LlamaConfig(vocab_size=512, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=8,
                               num_kv_heads=4, max_position_embeddings=1024),
+    # The toy experiment's model since the copy-from-observation tasks (docs/toy_experiment.md): a 1024-piece
+    # vocabulary makes every count and every syllable of a made-up name one token, so reading an answer off an
+    # observation is a copy of 1-3 tokens; half toy_2m's width keeps a step cheap on 2 CPU cores.
+    "toy_1m": LlamaConfig(vocab_size=1024, hidden_size=128, intermediate_size=384, num_layers=4, num_heads=8,
+                          num_kv_heads=4, max_position_embeddings=1024),
     # The tokenizer-sized tiny model (Llama-2 vocabulary).
     "tiny_32k": LlamaConfig(vocab_size=32000, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=8,
                             num_kv_heads=4, max_position_embeddings=2048),

@@ -7,7 +7,7 @@ Built from nothing but this repository (data steps below, run once):
 - evaluation items: new instances (another seed) of the held-in families and of the held-out families db_tally
   and os_tally (a held-in skill under a template never trained on);
 - general data and general eval: word games (data_pipeline.word_games) and their held-out set;
-- tokenizer: a 512-piece byte-level BPE trained on both pools (the toy_2m preset's vocabulary).
+- tokenizer: a 1,024-piece byte-level BPE trained on both pools inside the chat template (toy_1m's vocabulary).
 Each run: configs/train/demo.py at the run's eta and seed; then `agentlm.infer.serve` on the checkpoint and
 `agentlm.eval.agent` against it (greedy, one invocation per family, the environments' own metrics, the training
 prompts via prompt_file), and the word-game exact match (agentlm.eval.word_games).
@@ -24,7 +24,7 @@ FAMILIES = {"db_count": ("db", "held_in"), "db_first": ("db", "held_in"), "os_co
 
 def get_config():
     c = ConfigDict()
-    c.title = "AgentTuning ratio sweep (toy world, 1.8M-parameter model, CPU)"
+    c.title = "AgentTuning ratio sweep (toy world, 1.05M-parameter model, CPU)"
     c.etas = (0.0, 0.1, 0.2, 0.5, 1.0)
     c.seeds = (0, 1, 2)
     c.before_after = ()  # (untuned eta, tuned eta): also write before_after.md
@@ -38,7 +38,8 @@ def get_config():
         "{python} -m data_pipeline.run --config configs/pipeline/toy_agent.py --config.progress=False"
         " --config.out_dir={data_dir}/agent",
         "{python} -m data_pipeline.sources.toy_tasks --out {data_dir}/eval_items --seed 1001 --n 20",
-        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct",
+        "{python} -m data_pipeline.word_games --data_dir {data_dir} --agent_dir {data_dir}/agent/export/agentinstruct"
+        " --vocab_size 1024 --n_general 4000 --n_general_eval 80",
     ]))
 
     # The run's config file = train.config + train.settings (any field type: the trainer's list fields cannot be
@@ -48,7 +49,11 @@ def get_config():
         settings=ConfigDict({"data": {"mixture": {
             "agent_paths": ["{data_dir}/agent/export/agentinstruct"], "general_paths": ["{data_dir}/general"],
             "tokenizer": "{data_dir}/tokenizer/tokenizer.json", "cache_dir": "{out_dir}/tfds_cache"}}}),
-        overrides=[]))
+        overrides=[],
+        # AgentTuning fine-tunes Llama-2-chat, a model that already has general ability. The toy stand-in: the
+        # eta = 0 run (general data only, from scratch) is the untuned chat model, and every other eta fine-tunes
+        # it (--config.init_from=<its run>) on its mixture. None: every run starts from random weights.
+        init_from_eta=0.0))
 
     c.eval = ConfigDict()
     # Held-in and held-out agent scores: one eval.agent run per task family against the served model. The toy

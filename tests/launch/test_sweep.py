@@ -50,9 +50,13 @@ def test_sweep_runs_every_eta_then_skips_them(stub_config, tmp_path):
     train0 = made[0]
     assert "--config.data.mixture.eta=0.0" in train0 and f"--config.run_dir={tmp_path}/sweep/eta_0/run" in train0
     assert "--config.train.steps=50" in train0  # the config's overrides reach the trainer
+    # eta = 0 (general data only) is the base model; the other etas fine-tune it, as AgentTuning fine-tunes a chat model
+    assert not any(a.startswith("--config.init_from") for a in train0)
+    for train in (made[3], made[6]):
+        assert f"--config.init_from={tmp_path}/sweep/eta_0/run" in train
     # ... and its settings reach the run's config file, placeholders filled, lists intact
     run_config = sweep_run_config(train0[train0.index("--config") + 1])
-    assert run_config.data.source == "mixture" and run_config.model.preset == "toy_2m"
+    assert run_config.data.source == "mixture" and run_config.model.preset == "toy_1m"
     assert list(run_config.data.mixture.agent_paths) == [f"{tmp_path}/sweep/data/agent/export/agentinstruct"]
     by_eta = {r["eta"]: r for r in results}
     assert by_eta[0.2]["held_out"] == pytest.approx(10 / 14.9)  # read back from the eval summaries
@@ -120,6 +124,7 @@ def test_seeds_suites_and_before_after(stub_config, tmp_path):
 
 @pytest.mark.parametrize("field, value, message", [
     ("seeds", (), "at least one"), ("seeds", (1, 1), "distinct"), ("before_after", (0.0, 0.7), "two of config.etas"),
+    ("etas", (0.2, 1.0), "init_from_eta=0.0: not one of config.etas"),
 ])
 def test_bad_seed_and_before_after_are_refused(stub_config, field, value, message):
     stub_config[field] = value
@@ -131,6 +136,9 @@ def test_tpu_mode_writes_one_launch_per_eta(stub_config, tmp_path):
     stub_config.mode = "tpu"
     stub_config.run_dir_template = "gs://bucket/sweep/{tag}"
     stub_config.tpu.update(dict(tpu="sw", zone="us-east5-a", type="v5p-128"))
+    with pytest.raises(ValueError, match="mode=tpu starts every run at once"):  # the base run would not exist yet
+        sweep.Sweep(stub_config)
+    stub_config.train.init_from_eta = None
     with pytest.raises(ValueError, match="settings cannot travel"):
         sweep.Sweep(stub_config).run()
     stub_config.train.settings = {}
@@ -163,6 +171,7 @@ def test_real_two_point_sweep_then_rerun_skips(tmp_path, monkeypatch):
     c = ratio_config()
     c.out_dir = str(tmp_path / "sweep")
     c.etas, c.seeds = (0.2, 1.0), (0,)
+    c.train.init_from_eta = None  # both from scratch (tests/test_demo_e2e.py runs the base-then-tune chain)
     c.data.steps[0] += " --config.sources.toy_db.n=6 --config.sources.toy_os.n=4"
     c.data.steps[1] = c.data.steps[1].replace("--n 20", "--n 2")
     c.train.overrides = ["--config.train.steps=12", "--config.optimizer.warmup_steps=2", "--config.checkpoint.every=12",

@@ -15,8 +15,13 @@ def test_general_pool_and_held_out_set_are_disjoint(tmp_path):
     prompts = lambda rows: {r["conversations"][0]["value"] for r in rows}
     assert not prompts(train_rows) & prompts(held_rows)
     for row in held_rows:  # every answer is the game's function of the prompt's words
+        if row["game"] in word_games.COPY_GAMES:  # ... or the bracketed value itself
+            assert row["conversations"][0]["value"].endswith(f"[{row['conversations'][1]['value']}]")
+            continue
         words = re.split(r"[:?] ", row["conversations"][0]["value"], maxsplit=1)[1].split()
         assert row["conversations"][1]["value"] == word_games.GAMES[row["game"]][1](words)
+    games = {r["game"] for r in train_rows}
+    assert games == set(word_games.GAMES) | set(word_games.COPY_GAMES)
     assert word_games.write_general(tmp_path / "again", 300, 40, seed=3)[0].read_text() == train.read_text()
 
 
