@@ -106,7 +106,8 @@ def serve_and_eval(run_dir: pathlib.Path, items: pathlib.Path, out: pathlib.Path
                 time.sleep(2)
         return run([sys.executable, "-m", "agentlm.eval.agent", "--model", f"http://127.0.0.1:{port}/v1",
                     "--tasks", "miniwob_vision", "--out", out / "eval",
-                    f"--config.miniwob_vision.data_file={items}", f"--config.miniwob_vision.prompt_file={SHORT_SCAFFOLD}",
+                    f"--config.miniwob_vision.data_file={items}",
+                    f"--config.miniwob_vision.prompt_file={SHORT_SCAFFOLD}",
                     "--config.miniwob_vision.max_rounds=1", "--config.max_tokens=48", f"--config.workers={workers}"],
                    out / "eval.log")
     finally:
@@ -217,7 +218,8 @@ def main():
     train_shas = {p.stem for p in (export.parent / "images").glob("*.png")}
     result = {"tasks": names, "train_rows": rows, "steps": args.steps, "eval_episodes_per_task": args.eval,
               "unseen_eval_screens": unseen_counts(episodes, train_shas),
-              "model_via_server": per_task(episodes, train_shas), **baselines(eval_items, out, args.workers, train_shas),
+              "model_via_server": per_task(episodes, train_shas),
+              **baselines(eval_items, out, args.workers, train_shas),
               "timings_s": timings}
     losses = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in losses if "loss" in r]

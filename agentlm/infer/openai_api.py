@@ -226,6 +226,7 @@ def _message(i: int, message: Any, images: list | None = None) -> dict:
     Image parts of a user message are decoded into `images` as (where, pixels) and leave IMAGE_SENTINEL in the
     text at their place (agentlm.data.images), as validated training rows carry them."""
     from agentlm.data.images import IMAGE_SENTINEL
+    from agentlm.infer.openai_images import IMAGE_PART_TYPES, image_pixels
 
     if not isinstance(message, dict):
         raise ApiError(400, f"messages[{i}] must be an object", "messages")
@@ -244,7 +245,7 @@ def _message(i: int, message: Any, images: list | None = None) -> dict:
                                    "messages")
                 if images is None:
                     raise ApiError(400, f"{where}: image parts are not accepted here", "messages")
-                images.append((where, _image_pixels(part, where)))
+                images.append((where, image_pixels(part, where)))
                 parts.append(IMAGE_SENTINEL)
                 continue
             if kind != "text" or not isinstance(part.get("text"), str):
@@ -268,67 +269,9 @@ def _message(i: int, message: Any, images: list | None = None) -> dict:
             "tool_call_id": message.get("tool_call_id")}
 
 
-# OpenAI chat's {"type": "image_url", "image_url": {"url": ...}}; the Responses-style {"type": "input_image",
-# "image_url": "..."} that newer clients also build; both carry a URL, of which only data: URLs are read.
-IMAGE_PART_TYPES = ("image_url", "input_image")
-
-
-def _image_pixels(part: dict, where: str):
-    """A data-URL image part -> uint8 [H, W, 3]; every problem is a 400 naming the part."""
-    import base64
-    import binascii
-
-    from agentlm.data.images import ImageError, decode
-
-    ref = part.get("image_url")
-    url = ref.get("url") if isinstance(ref, dict) else ref
-    if not isinstance(url, str) or not url:
-        raise ApiError(400, f"{where}: an image part needs image_url.url (a data: URL)", "messages")
-    if url.startswith(("http://", "https://")):
-        raise ApiError(400, f"{where}: image URLs are not fetched (this server downloads nothing); send the image "
-                            "inline as a data URL: data:image/png;base64,...", "messages", "image_url_not_supported")
-    if url.startswith("data:"):
-        head, sep, payload = url.partition(",")
-        if not (head.startswith("data:image/") and sep and head.endswith(";base64")):
-            raise ApiError(400, f"{where}: image_url.url must be a base64 data URL (data:image/png;base64,...), "
-                                f"got {url[:40]!r}", "messages")
-    else:  # OpenAI's image_url.url may also be the bare base64 image data
-        payload = url
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(400, f"{where}: the image's base64 data does not decode (image_url.url must be a data URL "
-                            "or base64 image data)", "messages") from None
-    try:
-        return decode(data)
-    except ImageError as err:
-        raise ApiError(400, f"{where}: {err.message}", "messages") from None
-
-
-def _image_inputs(images: list, cfg) -> tuple[list[int], Any]:
-    """(placeholder count per image, patches) for the model, through the training code (images.to_patches);
-    a text-only model, or an image the vision path cannot take, is a 400 naming the part."""
-    from agentlm.data.images import image_tokens, to_patches
-
-    if cfg.vision is None:
-        raise ApiError(400, f"{images[0][0]}: this model has no vision path; it does not accept images",
-                       "messages", "images_not_supported")
-    p, most = cfg.vision.patch_size, cfg.vision.max_patches
-    for where, pixels in images:
-        h, w = pixels.shape[:2]
-        try:
-            n = image_tokens(w, h, p)
-        except ValueError:
-            raise ApiError(400, f"{where}: the image is {w}x{h}; this model takes images whose width and height "
-                                f"are multiples of its {p}-pixel patch", "messages", "bad_image_size") from None
-        if n > most:
-            raise ApiError(400, f"{where}: the image is {w}x{h} = {n} patches of {p} pixels; this model takes at "
-                                f"most {most} patches per image", "messages", "bad_image_size")
-    return to_patches([pixels for _, pixels in images], p)
-
-
 def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, template: str) -> Plan:
     from agentlm.data.template import render_prompt_detailed
+    from agentlm.infer.openai_images import image_inputs
     from agentlm.infer.tool_calls import ToolRequestError, to_conversation
 
     _refuse_unsupported(body, tools_ok=True)
@@ -350,7 +293,7 @@ def parse_chat(body: dict, tokenizer, cfg, limits: Limits, default_stop_ids, tem
     if not conversation or conversation[-1]["role"] != "user":
         raise ApiError(400, "the last message must have role 'user' or 'tool' (the reply to it is generated)",
                        "messages")
-    counts, patches = _image_inputs(images, cfg) if images else (None, None)
+    counts, patches = image_inputs(images, cfg) if images else (None, None)
     try:
         rendered = render_prompt_detailed(conversation, tokenizer, template, image_tokens=counts)
     except ValueError as err:

@@ -2,6 +2,7 @@
 image part (data URL), the server turns it into patches at the placeholder tokens, and a stand-in model that
 reads only those patches (it finds the text box's border in the pixels) solves focus-text. A wrong patch order, a
 lost image or a mangled data URL would make it miss."""
+import base64
 import concurrent.futures
 import json
 import types
@@ -22,14 +23,13 @@ def test_observation_parts_become_data_url_image_parts(tmp_path):
     pixels = np.arange(8 * 16 * 3, dtype=np.uint8).reshape(8, 16, 3)
     data = images.encode_png(pixels)
     (tmp_path / "s.png").write_bytes(data)
-    conv = [{"from": "human", "value": [{"type": "text", "text": "Task: click."},
-                                        {"type": "image", "path": str(tmp_path / "s.png"), "sha256": images.sha256(data)}]},
+    part = {"type": "image", "path": str(tmp_path / "s.png"), "sha256": images.sha256(data)}
+    conv = [{"from": "human", "value": [{"type": "text", "text": "Task: click."}, part]},
             {"from": "gpt", "value": "Act: click 1,2"}, {"from": "human", "value": "plain"}]
     msgs = to_openai_messages(conv)
     text, image = msgs[0]["content"]
     assert text == {"type": "text", "text": "Task: click."} and msgs[1:] == [
         {"role": "assistant", "content": "Act: click 1,2"}, {"role": "user", "content": "plain"}]
-    import base64
     url = image["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     assert (images.decode(base64.b64decode(url.split(",", 1)[1])) == pixels).all()

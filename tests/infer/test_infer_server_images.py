@@ -76,7 +76,8 @@ def _reference(cfg, params, tok, pixels_list, text="Click the button.", blank_im
         n = len(ids)
         assert n <= WIDTH
         pad = lambda x: np.pad(np.asarray(x, np.int32), (0, WIDTH - n))[None]  # noqa: E731
-        logits = _forward(cfg)(params, pad(ids), pad([1] * n), pad(mask), np.pad(full[:n], ((0, WIDTH - n), (0, 0)))[None])
+        patches_n = np.pad(full[:n], ((0, WIDTH - n), (0, 0)))[None]
+        logits = _forward(cfg)(params, pad(ids), pad([1] * n), pad(mask), patches_n)
         logp = np.asarray(jax.nn.log_softmax(logits[0, n - 1]))
         nxt = int(np.argmax(logp))
         lps.append(float(logp[nxt]))
