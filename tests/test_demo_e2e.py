@@ -5,11 +5,11 @@ environments through the server, not about a loss: a template, stop-token or act
 training and serving fails them.
 
 Two sizes:
-- `slow` (CI): the DB families only, fewer trajectories, steps and evaluation items; ~20 minutes on 2 busy
-  cores. It asserts the whole act -> observe -> answer loop on a held-in family (the tuned model's SQL runs in
-  SQLite and it then answers in the environment's answer format, where the untuned model's replies are all
-  invalid actions), not a success rate: reading the answer off the observation (a copy) is not learned at this
-  size and budget (docs/toy_experiment.md), so success is ~0 for both models;
+- `slow` (CI): the DB families only, fewer trajectories, steps (150 + 150) and evaluation items (its time is in
+  docs/toy_experiment.md). It asserts the whole act -> observe -> answer loop on a held-in family (the tuned
+  model's SQL runs in SQLite and it then answers in the environment's answer format, where the untuned model's
+  replies are all invalid actions), not a success rate: reading the answer off the observation (a copy) is not
+  learned at this size and budget (docs/toy_experiment.md), so success is ~0 for both models;
 - `experiment` (`make test-experiment`, not in CI): the demo itself against the targets of issue 20, which it
   does not meet today (xfail, docs/toy_experiment.md has the measurement).
 """
