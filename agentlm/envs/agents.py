@@ -30,16 +30,15 @@ def _openai_part(part: dict, where: str) -> dict:
     chat part; images travel inline as base64 data URLs (an endpoint cannot read this machine's files)."""
     import base64
 
+    from agentlm.data import images
+
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
         return {"type": "text", "text": part["text"]}
     if kind != "image":
         raise ValueError(f"{where}: a content part must be a text or image part, got {part!r:.80}")
-    data = part.get("bytes")
-    if data is None:
-        with open(part["path"], "rb") as f:
-            data = f.read()
-    mime = "image/jpeg" if bytes(data[:3]) == b"\xff\xd8\xff" else "image/png"
+    data = images.load_part(part, None, where).data  # the training rows' reader: hash-checked, decodable
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
     return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
 
 
